@@ -1,0 +1,243 @@
+"""Post-processing of anomaly scores before the metrics: temporal smoothing, then normalization.
+
+Smoothing runs along time, per video, with edges handled by reflection (scipy's "reflect":
+the sequence is mirrored about its end, d c b a | a b c d | d c b a):
+- `none`;
+- `median`: running median over `window` frames (odd);
+- `gaussian`: Gaussian kernel with standard deviation `sigma` frames (truncated at 4 sigma).
+
+Normalization is an affine map per video, fitted on the (smoothed) frame scores:
+- `none`;
+- `minmax`: (s - min) / (max - min) over the video, so it spans [0, 1]; a constant video -> 0;
+- `zscore`: (s - mean) / std with the mean and std of the TRAINING-video scores.
+
+Score maps (T, h, w) get the same smoothing along time (pixel by pixel) and the very affine
+map of their video's frame scores, so pixel-level numbers use maps processed consistently with
+the frame scores. A `Protocol` holds the choice and is written next to the metrics it produced.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d, median_filter
+
+SMOOTHINGS = ("none", "median", "gaussian")
+NORMALIZATIONS = ("none", "minmax", "zscore")
+
+
+class Affine(NamedTuple):
+    """x -> (x - shift) / spread; a spread of 0 (a constant video) maps everything to 0."""
+
+    shift: float
+    spread: float
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        if self.spread == 0:
+            return np.zeros_like(values)
+        return (values - self.shift) / self.spread
+
+
+IDENTITY = Affine(0.0, 1.0)
+
+
+def _as_float(values: np.ndarray) -> np.ndarray:
+    """Keep float32/float64 as they are (maps can be large); anything else becomes float64."""
+    values = np.asarray(values)
+    return values if values.dtype in (np.float32, np.float64) else values.astype(np.float64)
+
+
+def smooth_along_time(
+    values: np.ndarray, smoothing: str, *, window: int | None = None, sigma: float | None = None
+) -> np.ndarray:
+    """Smooth a (T,) score sequence or (T, h, w) maps along axis 0, with reflected edges."""
+    values = _as_float(values)
+    if smoothing == "none":
+        return values.copy()
+    if smoothing == "median":
+        if window is None:
+            raise ValueError("median smoothing needs a window")
+        return median_filter(values, size=(window,) + (1,) * (values.ndim - 1), mode="reflect")
+    if smoothing == "gaussian":
+        if sigma is None:
+            raise ValueError("gaussian smoothing needs a sigma")
+        return gaussian_filter1d(values, sigma, axis=0, mode="reflect")
+    raise ValueError(f"smoothing must be one of {', '.join(SMOOTHINGS)}; got {smoothing!r}")
+
+
+def normalization_affine(
+    scores: np.ndarray,
+    normalization: str,
+    train_stats: tuple[float, float] | None = None,
+) -> Affine:
+    """The affine map that normalizes one video's frame scores."""
+    if normalization == "none":
+        return IDENTITY
+    if normalization == "minmax":
+        low, high = float(np.min(scores)), float(np.max(scores))
+        return Affine(low, high - low)
+    if normalization == "zscore":
+        if train_stats is None:
+            raise ValueError(
+                "zscore normalization needs train_stats (mean, std of training scores)"
+            )
+        mean, std = (float(value) for value in train_stats)
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ValueError(f"train_stats must be a finite mean and std > 0, got {train_stats}")
+        return Affine(mean, std)
+    raise ValueError(
+        f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}"
+    )
+
+
+def _check_video_scores(name: str, scores: np.ndarray) -> np.ndarray:
+    scores = _as_float(scores)
+    if scores.ndim != 1 or scores.size == 0:
+        raise ValueError(
+            f"video {name!r}: scores must be a non-empty 1-D array, got {scores.shape}"
+        )
+    if not np.isfinite(scores).all():
+        raise ValueError(f"video {name!r}: scores contain NaN or infinite values")
+    return scores
+
+
+def _check_video_map(name: str, score_map: np.ndarray, n_frames: int) -> np.ndarray:
+    score_map = _as_float(score_map)
+    if score_map.ndim != 3 or score_map.shape[0] != n_frames:
+        raise ValueError(
+            f"video {name!r}: score map must be ({n_frames}, h, w) to match its scores, "
+            f"got {score_map.shape}"
+        )
+    if not np.isfinite(score_map).all():
+        raise ValueError(f"video {name!r}: score map contains NaN or infinite values")
+    return score_map
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _valid_window(window: object) -> int:
+    if not (_is_number(window) and float(window).is_integer() and window >= 1 and window % 2):
+        raise ValueError(f"window must be an odd integer >= 1 for median smoothing, got {window!r}")
+    return int(window)
+
+
+def _valid_sigma(sigma: object) -> float:
+    if not (_is_number(sigma) and math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a positive number for gaussian smoothing, got {sigma!r}")
+    return float(sigma)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How scores are post-processed; `window` is used by median, `sigma` by gaussian only.
+
+    The constructor is strict (a window without median smoothing is an error); `from_params`
+    accepts both and keeps the one the smoothing uses.
+    """
+
+    smoothing: str = "none"
+    window: int | None = None
+    sigma: float | None = None
+    normalization: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.smoothing not in SMOOTHINGS:
+            raise ValueError(
+                f"smoothing must be one of {', '.join(SMOOTHINGS)}; got {self.smoothing!r}"
+            )
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {', '.join(NORMALIZATIONS)}; "
+                f"got {self.normalization!r}"
+            )
+        self._check_window()
+        self._check_sigma()
+
+    def _check_window(self) -> None:
+        if self.smoothing == "median":
+            object.__setattr__(self, "window", _valid_window(self.window))
+        elif self.window is not None:
+            raise ValueError(f"window is used by median smoothing only, not {self.smoothing!r}")
+
+    def _check_sigma(self) -> None:
+        if self.smoothing == "gaussian":
+            object.__setattr__(self, "sigma", _valid_sigma(self.sigma))
+        elif self.sigma is not None:
+            raise ValueError(f"sigma is used by gaussian smoothing only, not {self.smoothing!r}")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, object]) -> Protocol:
+        """Build from a params mapping (e.g. params.yaml); missing keys default, null = absent.
+
+        `window` and `sigma` may both be present whatever the smoothing (so a params file can
+        switch between them): each given one is validated, and the unused one is dropped.
+        """
+        if not isinstance(params, Mapping):
+            raise ValueError(f"protocol params must be a mapping, got {type(params).__name__}")
+        known = ("smoothing", "window", "sigma", "normalization")
+        unknown = sorted(str(key) for key in params if key not in known)
+        if unknown:
+            raise ValueError(
+                f"unknown protocol key(s) {', '.join(unknown)}; expected {', '.join(known)}"
+            )
+        given = {key: value for key, value in params.items() if value is not None}
+        if "window" in given:
+            _valid_window(given["window"])
+        if "sigma" in given:
+            _valid_sigma(given["sigma"])
+        smoothing = given.get("smoothing", "none")
+        if smoothing != "median":
+            given.pop("window", None)
+        if smoothing != "gaussian":
+            given.pop("sigma", None)
+        return cls(**given)
+
+    def as_dict(self) -> dict[str, object]:
+        """The settings that apply, for writing next to the metrics; from_params reads it back."""
+        settings: dict[str, object] = {"smoothing": self.smoothing}
+        if self.smoothing == "median":
+            settings["window"] = self.window
+        if self.smoothing == "gaussian":
+            settings["sigma"] = self.sigma
+        settings["normalization"] = self.normalization
+        return settings
+
+    def apply(
+        self,
+        scores: Mapping[str, np.ndarray],
+        maps: Mapping[str, np.ndarray] | None = None,
+        train_stats: tuple[float, float] | None = None,
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+        """Post-process frame scores and, consistently, the score maps of the same videos.
+
+        Every video in `maps` must have frame scores: its normalization is fitted on them.
+        """
+        if self.normalization == "zscore" and train_stats is None:
+            raise ValueError(
+                "zscore normalization needs train_stats (mean, std of training scores)"
+            )
+        missing = sorted(set(maps or {}) - set(scores))
+        if missing:
+            raise ValueError(f"score maps without frame scores for video(s) {', '.join(missing)}")
+        out_scores: dict[str, np.ndarray] = {}
+        out_maps: dict[str, np.ndarray] | None = None if maps is None else {}
+        for name in sorted(scores):
+            video_scores = _check_video_scores(name, scores[name])
+            smoothed = self._smooth(video_scores)
+            affine = normalization_affine(smoothed, self.normalization, train_stats)
+            out_scores[name] = affine(smoothed)
+            if maps is not None and name in maps:
+                video_map = _check_video_map(name, maps[name], video_scores.size)
+                out_maps[name] = affine(self._smooth(video_map))
+        return out_scores, out_maps
+
+    def _smooth(self, values: np.ndarray) -> np.ndarray:
+        return smooth_along_time(values, self.smoothing, window=self.window, sigma=self.sigma)
