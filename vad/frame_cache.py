@@ -1,0 +1,130 @@
+"""The frame cache (data/interim/frames.h5) and ground-truth cache (data/interim/ground_truth.h5).
+
+Frames are stored once, at their original size unless `frames.size` says otherwise, gray or RGB.
+Every consumer brings them to the size its model needs when it reads them (`load_frames(...,
+size=...)`): flow and GMFC-VAE at 420x280, other models at theirs. One cache serves all models,
+and changing a model's working size re-runs that model's stages only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from vad.cache import chunked_dataset, iter_videos, video_key, write_h5
+from vad.datasets.base import Dataset, Video
+
+COLORS = ("gray", "rgb")
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Resize a T×H×W(×C) stack to size=(width, height): area when shrinking, linear otherwise."""
+    if size is None or (frames.shape[2], frames.shape[1]) == tuple(size):
+        return frames
+    width, height = size
+    shrinking = width * height < frames.shape[1] * frames.shape[2]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    out = [cv2.resize(frame, (width, height), interpolation=interpolation) for frame in frames]
+    stacked = np.stack(out)
+    if frames.ndim == 4 and stacked.ndim == 3:  # cv2 drops a single channel axis
+        stacked = stacked[..., None]
+    return stacked
+
+
+def convert_color(frame_rgb: np.ndarray, color: str) -> np.ndarray:
+    if color == "gray":
+        return cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)[..., None]
+    return frame_rgb
+
+
+def read_video(video: Video, color: str, size: tuple[int, int] | None, bar: tqdm) -> np.ndarray:
+    frames = []
+    for frame in video.frames():
+        frames.append(convert_color(frame, color))
+        bar.update(1)
+    return resize_frames(np.stack(frames), size)
+
+
+def write_frame_cache(
+    dataset: Dataset,
+    frames_path: str | Path,
+    ground_truth_path: str | Path,
+    color: str = "gray",
+    size: tuple[int, int] | None = None,
+    progress: bool = True,
+) -> None:
+    """Read every video into frames.h5, and the labels and masks into ground_truth.h5."""
+    if color not in COLORS:
+        raise ValueError(f"frames color must be one of {COLORS}, got {color!r}")
+    settings = {"dataset": dataset.name, "root": str(dataset.root), "color": color, "size": size}
+    total = sum(v.num_frames for v in dataset.videos)
+    with (
+        write_h5(frames_path, settings) as f,
+        tqdm(total=total, desc="frames", unit="frame", disable=not progress) as bar,
+    ):
+        for video in dataset.videos:
+            bar.set_postfix_str(f"{video.split}/{video.name}")
+            group = f.create_group(video_key(video.split, video.name))
+            chunked_dataset(group, "frames", read_video(video, color, size, bar))
+            group.attrs.update(
+                name=video.name,
+                split=video.split,
+                source=video.source,
+                num_frames=video.num_frames,
+                original_height=video.height,
+                original_width=video.width,
+            )
+    write_ground_truth(dataset, ground_truth_path)
+
+
+def write_ground_truth(dataset: Dataset, path: str | Path) -> None:
+    """Labels (T,) and, where they exist, masks (T×H×W at original size) per test video."""
+    with write_h5(path, {"dataset": dataset.name}) as f:
+        for video in dataset.test:
+            truth = dataset.ground_truth.get(video.name)
+            if truth is None:
+                continue
+            group = f.create_group(video_key("test", video.name))
+            group.create_dataset("labels", data=truth.labels.astype(bool))
+            if truth.load_masks is not None:
+                chunked_dataset(group, "masks", truth.load_masks().astype(bool))
+
+
+def load_frames(
+    path: str | Path, key: str, size: tuple[int, int] | None = None, color: str | None = None
+) -> np.ndarray:
+    """Frames of one video as T×H×W×C uint8, optionally resized and converted (gray <-> rgb)."""
+    with h5py.File(path, "r") as f:
+        if key not in f:
+            raise KeyError(f"{path}: no video '{key}'")
+        frames = f[key]["frames"][()]
+    if color == "gray" and frames.shape[-1] == 3:
+        frames = np.stack([cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in frames])[..., None]
+    elif color == "rgb" and frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    return resize_frames(frames, size)
+
+
+def video_keys(path: str | Path, split: str | None = None) -> list[str]:
+    """Keys `<split>/<name>` of the videos in a cache, train first, optionally one split only."""
+    with h5py.File(path, "r") as f:
+        return [video_key(s, n) for s, n, _ in iter_videos(f) if split in (None, s)]
+
+
+def load_ground_truth(path: str | Path) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Labels per test video name, and which videos have masks (read masks with `load_masks`)."""
+    labels: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        for _, name, group in iter_videos(f):
+            labels[name] = group["labels"][()]
+        with_masks = {name for _, name, group in iter_videos(f) if "masks" in group}
+    return labels, with_masks
+
+
+def load_masks(path: str | Path, name: str) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f[video_key("test", name)]["masks"][()]

@@ -1,0 +1,169 @@
+"""The `evaluate` stage's work: metrics, ROC plot data and figures for every scored model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vad.cache import atomic_output, video_key
+from vad.eval.metrics import evaluate
+from vad.eval.postprocess import Protocol
+from vad.frame_cache import load_frames, load_ground_truth, load_masks
+from vad.scores import ScoreSet, read_scores
+from vad.viz import overlay_detection, plot_roc, plot_score_curves, save_overlay
+
+
+@dataclass
+class ModelResult:
+    metrics: dict
+    frame_roc: tuple[np.ndarray, np.ndarray, np.ndarray]  # fpr, tpr, thresholds
+    scores: dict[str, np.ndarray]  # post-processed frame scores per test video
+    maps: dict[str, np.ndarray] | None  # post-processed score maps per test video
+
+
+def evaluate_model(
+    scores: ScoreSet,
+    labels: dict[str, np.ndarray],
+    masks: dict[str, np.ndarray] | None,
+    protocol: Protocol,
+    interpolation: str = "nearest",
+) -> ModelResult:
+    train_stats = scores.train_statistics() if protocol.normalization == "zscore" else None
+    frame_scores = {name: v.frame_scores for name, v in scores.test.items()}
+    maps = {name: v.score_maps for name, v in scores.test.items() if v.score_maps is not None}
+    processed, processed_maps = protocol.apply(frame_scores, maps or None, train_stats)
+    use_pixels = bool(masks) and bool(processed_maps)
+    metrics, curves = evaluate(
+        processed,
+        labels,
+        processed_maps if use_pixels else None,
+        masks if use_pixels else None,
+        interpolation=interpolation,
+    )
+    frame = curves["frame"]
+    return ModelResult(metrics, (frame.fpr, frame.tpr, frame.thresholds), processed, processed_maps)
+
+
+def eer_threshold(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> float:
+    """The ROC threshold closest to the equal-error point (used to draw detections)."""
+    index = int(np.argmin(np.abs(fpr - (1 - tpr))))
+    return float(thresholds[max(index, 1)])  # thresholds[0] is +inf
+
+
+def strict_json(value: object) -> object:
+    """NaN and infinities (e.g. an undefined macro AUC) become null: JSON has no NaN."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
+def write_json(path: Path, data: object) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(strict_json(data), indent=2, allow_nan=False) + "\n")
+
+
+def write_report(
+    models: dict[str, str],
+    streams: dict[str, str],
+    ground_truth_path: str,
+    frames_path: str,
+    protocol: Protocol,
+    metrics_path: str,
+    plots_dir: str,
+    figures_dir: str,
+    interpolation: str = "nearest",
+    figures_per_video: int = 1,
+) -> dict:
+    """Evaluate `models` (and the single `streams` of a fused model) and write every report."""
+    labels, with_masks = load_ground_truth(ground_truth_path)
+    if not labels:
+        raise ValueError(f"{ground_truth_path}: the dataset has no ground truth to evaluate")
+    masks = {name: load_masks(ground_truth_path, name) for name in sorted(with_masks)}
+    results = {
+        name: evaluate_model(read_scores(path, name), labels, masks, protocol, interpolation)
+        for name, path in {**models, **streams}.items()
+    }
+
+    metrics = {
+        "protocol": {
+            **protocol.as_dict(),
+            "frame_auc": "micro and macro",
+            "pixel_criterion": "40% of ground-truth pixels detected",
+            "pixel_interpolation": interpolation,
+        }
+    }
+    per_video = {}
+    for name, result in results.items():
+        summary = dict(result.metrics)
+        per_video[name] = summary.pop("frame_auc_per_video")
+        metrics[name] = summary
+    write_json(Path(metrics_path), metrics)
+    write_json(Path(metrics_path).with_name("per_video_auc.json"), per_video)
+
+    plots, figures = Path(plots_dir), Path(figures_dir)
+    for name, result in results.items():
+        fpr, tpr, _ = result.frame_roc
+        write_json(
+            plots / f"roc_{name}.json",
+            [{"fpr": float(f), "tpr": float(t)} for f, t in zip(fpr, tpr, strict=True)],
+        )
+    plot_roc(
+        {
+            name: (r.frame_roc[0], r.frame_roc[1], r.metrics["frame_auc_micro"])
+            for name, r in results.items()
+        },
+        figures / "roc.png",
+    )
+    write_score_figures(results, labels, figures)
+    for name in models:
+        write_overlays(name, results[name], labels, masks, frames_path, figures, figures_per_video)
+    return metrics
+
+
+def write_score_figures(
+    results: dict[str, ModelResult], labels: dict[str, np.ndarray], figures: Path
+) -> None:
+    """Per test video, every model's and stream's score curve (min-max scaled for display)."""
+    for video in sorted(labels):
+        curves = {}
+        for name, result in results.items():
+            if video in result.scores:
+                s = result.scores[video]
+                curves[name] = (s - s.min()) / max(float(s.max() - s.min()), 1e-12)
+        plot_score_curves(video, curves, labels[video], figures / "scores" / f"{video}.png")
+
+
+def write_overlays(
+    model: str,
+    result: ModelResult,
+    labels: dict[str, np.ndarray],
+    masks: dict[str, np.ndarray],
+    frames_path: str,
+    figures: Path,
+    per_video: int,
+) -> None:
+    """The highest-scoring frames of each test video, cells above the EER threshold in red."""
+    if not result.maps or per_video < 1:
+        return
+    threshold = eer_threshold(*result.frame_roc)
+    for video, scores in sorted(result.scores.items()):
+        frames = load_frames(frames_path, video_key("test", video))
+        for index in np.argsort(-scores, kind="stable")[:per_video]:
+            mask = masks[video][index] if video in masks else None
+            image = overlay_detection(frames[index], result.maps[video][index], threshold, mask)
+            label = (
+                "anomalous" if labels.get(video, np.zeros(0))[index : index + 1].any() else "normal"
+            )
+            save_overlay(
+                image,
+                f"{model} · video {video} · frame {index} ({label}; red: detected, "
+                "green: ground truth)",
+                figures / "overlays" / f"{model}_{video}_{index:04d}.png",
+            )

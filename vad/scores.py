@@ -1,0 +1,70 @@
+"""Score files (data/scores/<model>.h5): per video, frame scores and patch score maps.
+
+Layout: group `<split>/<name>` with `frame_scores` (T,) float32 and `score_maps` (T, rows, cols)
+float32, where the map's grid covers the whole frame. Training videos may be scored too (all or
+a subset of their frames, listed in `frame_indices`): their statistics normalize test scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from vad.cache import iter_videos, video_key, write_h5
+
+
+@dataclass
+class VideoScores:
+    frame_scores: np.ndarray
+    score_maps: np.ndarray | None = None
+    frame_indices: np.ndarray | None = None  # which frames were scored (None = all)
+
+
+@dataclass
+class ScoreSet:
+    """Scores of one model: test videos by name, training videos by name, and provenance."""
+
+    model: str
+    test: dict[str, VideoScores] = field(default_factory=dict)
+    train: dict[str, VideoScores] = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+
+    def train_statistics(self) -> tuple[float, float]:
+        """Mean and standard deviation of the training frame scores (for z-score normalization)."""
+        if not self.train:
+            raise ValueError(f"scores of {self.model!r} hold no training videos")
+        values = np.concatenate([v.frame_scores for v in self.train.values()]).astype(np.float64)
+        return float(values.mean()), float(max(values.std(), 1e-12))
+
+
+def write_scores(path: str | Path, scores: ScoreSet) -> None:
+    with write_h5(path, {"model": scores.model, **scores.attrs}) as f:
+        for split, videos in (("train", scores.train), ("test", scores.test)):
+            for name, video in videos.items():
+                group = f.create_group(video_key(split, name))
+                group.create_dataset("frame_scores", data=video.frame_scores.astype(np.float32))
+                if video.score_maps is not None:
+                    group.create_dataset(
+                        "score_maps", data=video.score_maps.astype(np.float32), compression="lzf"
+                    )
+                if video.frame_indices is not None:
+                    group.create_dataset("frame_indices", data=video.frame_indices)
+
+
+def read_scores(path: str | Path, model: str | None = None) -> ScoreSet:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: score file not found (run the model's score stage)")
+    with h5py.File(path, "r") as f:
+        result = ScoreSet(model=model or path.stem)
+        for split, name, group in iter_videos(f):
+            video = VideoScores(
+                frame_scores=group["frame_scores"][()],
+                score_maps=group["score_maps"][()] if "score_maps" in group else None,
+                frame_indices=group["frame_indices"][()] if "frame_indices" in group else None,
+            )
+            (result.train if split == "train" else result.test)[name] = video
+    return result
