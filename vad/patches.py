@@ -1,0 +1,155 @@
+"""Patches for GMFC-VAE (paper Sec. IV-C).
+
+Training: 28×28 patches with stride 7 from the frames (appearance stream) and from the dynamic
+flows (motion stream) of the training videos at 420×280; patches with no moving pixel (frame
+difference test) are discarded; a seeded random sample of `n_train` locations is kept, and both
+streams take their patches at the same sampled locations.
+Test: 28×28 patches with stride 28, a 15×10 grid per 420×280 frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from tqdm import tqdm
+
+from vad.cache import write_h5
+from vad.frame_cache import load_frames, resize_frames, video_keys
+
+STREAMS = ("rgb", "dynflow")
+
+
+@dataclass(frozen=True)
+class PatchSettings:
+    size: tuple[int, int] = (420, 280)  # (width, height)
+    patch: int = 28
+    train_stride: int = 7
+    motion_threshold: float = 10.0
+    min_moving_pixels: int = 1
+    n_train: int = 20000
+    seed: int = 0
+
+
+def stream_frames(
+    stream: str, frames_path: str | Path, dynflow_path: str | Path, key: str, size: tuple[int, int]
+) -> np.ndarray:
+    """The T×H×W×3 uint8 input of a stream for one video, at `size`."""
+    if stream == "rgb":
+        return load_frames(frames_path, key, size, color="rgb")
+    if stream == "dynflow":
+        with h5py.File(dynflow_path, "r") as f:
+            if key not in f:
+                raise KeyError(f"{dynflow_path}: no video '{key}'")
+            return resize_frames(f[key]["dynflow"][()], size)
+    raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
+
+
+def moving_pixels(gray: np.ndarray, threshold: float) -> np.ndarray:
+    """T×H×W bool: |frame difference| > threshold (frame 0 uses its difference to frame 1)."""
+    diff = np.abs(np.diff(gray.astype(np.int16), axis=0)) > threshold
+    return np.concatenate([diff[:1], diff]) if len(diff) else np.zeros_like(gray, bool)
+
+
+def moving_counts(moving: np.ndarray, patch: int, stride: int) -> np.ndarray:
+    """(T, rows, cols) number of moving pixels in each patch of the stride grid (integral image)."""
+    integral = np.pad(moving.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0))).astype(np.int64)
+    height, width = moving.shape[1:]
+    ys = np.arange(0, height - patch + 1, stride)
+    xs = np.arange(0, width - patch + 1, stride)
+    y0, x0 = np.meshgrid(ys, xs, indexing="ij")
+    y1, x1 = y0 + patch, x0 + patch
+    return integral[:, y1, x1] - integral[:, y0, x1] - integral[:, y1, x0] + integral[:, y0, x0]
+
+
+def patch_grid(frames: np.ndarray, patch: int, stride: int) -> np.ndarray:
+    """T×H×W×C -> view of shape (T, rows, cols, patch, patch, C)."""
+    windows = sliding_window_view(frames, (patch, patch), axis=(1, 2))[:, ::stride, ::stride]
+    return windows.transpose(0, 1, 2, 4, 5, 3)
+
+
+def scoring_grid(frames: np.ndarray, patch: int) -> np.ndarray:
+    """Test patches: the non-overlapping grid (T, rows, cols, patch, patch, C), 10×15 at 420×280."""
+    height, width = frames.shape[1:3]
+    if height % patch or width % patch:
+        raise ValueError(f"frame size {width}x{height} is not a multiple of the patch {patch}")
+    return patch_grid(frames, patch, patch)
+
+
+def sample_locations(
+    frames_path: str | Path, settings: PatchSettings, progress: bool = True
+) -> tuple[list[str], np.ndarray]:
+    """Training videos and a seeded sample of (video, frame, row, col) grid locations that move."""
+    keys = video_keys(frames_path, "train")
+    candidates = []
+    for index, key in enumerate(
+        tqdm(keys, desc="moving patches", unit="video", disable=not progress)
+    ):
+        gray = load_frames(frames_path, key, settings.size, color="gray")[..., 0]
+        counts = moving_counts(
+            moving_pixels(gray, settings.motion_threshold), settings.patch, settings.train_stride
+        )
+        frame, row, col = np.nonzero(counts >= settings.min_moving_pixels)
+        candidates.append(np.stack([np.full_like(frame, index), frame, row, col], axis=1))
+    pool = np.concatenate(candidates) if candidates else np.zeros((0, 4), np.int64)
+    if len(pool) == 0:
+        raise ValueError(
+            f"{frames_path}: no training patch contains a moving pixel "
+            f"(motion_threshold={settings.motion_threshold})"
+        )
+    rng = np.random.default_rng(settings.seed)
+    chosen = rng.choice(len(pool), size=min(settings.n_train, len(pool)), replace=False)
+    locations = pool[np.sort(chosen)]
+    return keys, locations
+
+
+def extract_training_patches(
+    stream: str,
+    frames_path: str | Path,
+    dynflow_path: str | Path,
+    keys: list[str],
+    locations: np.ndarray,
+    settings: PatchSettings,
+    progress: bool = True,
+) -> np.ndarray:
+    """(N, patch, patch, 3) uint8 patches of one stream at the sampled locations."""
+    out = np.empty((len(locations), settings.patch, settings.patch, 3), np.uint8)
+    for index, key in enumerate(
+        tqdm(keys, desc=f"{stream} patches", unit="video", disable=not progress)
+    ):
+        rows = np.flatnonzero(locations[:, 0] == index)
+        if len(rows) == 0:
+            continue
+        grid = patch_grid(
+            stream_frames(stream, frames_path, dynflow_path, key, settings.size),
+            settings.patch,
+            settings.train_stride,
+        )
+        _, frame, row, col = locations[rows].T
+        out[rows] = grid[frame, row, col]
+    return out
+
+
+def write_patches(
+    path: str | Path,
+    patches: np.ndarray,
+    keys: list[str],
+    locations: np.ndarray,
+    stream: str,
+    settings: PatchSettings,
+) -> None:
+    """Patches in one HDF5 dataset chunked by 1000 (read whole into memory for training)."""
+    with write_h5(path, {"stream": stream, **settings.__dict__}) as f:
+        f.create_dataset(
+            "patches", data=patches, chunks=(min(1000, max(1, len(patches))),) + patches.shape[1:]
+        )
+        f.create_dataset("locations", data=locations.astype(np.int32))
+        f.create_dataset("videos", data=np.array(keys, dtype="S"))
+
+
+def read_patches(path: str | Path) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f["patches"][()]
