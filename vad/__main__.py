@@ -1,0 +1,3 @@
+from vad.cli import main
+
+main()

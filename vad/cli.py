@@ -1,0 +1,64 @@
+"""The `vad` command for what is not a DVC stage: `info` (dataset summary) and `bench`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from vad.datasets import DATASET_NAMES, open_dataset
+from vad.datasets.base import DatasetError
+
+
+def info(args: argparse.Namespace) -> None:
+    dataset = open_dataset(args.name, args.root or None, layout=args.layout)
+    print(json.dumps(dataset.summary(), indent=2))
+
+
+def bench(args: argparse.Namespace) -> None:
+    from vad.bench import run_motion_benchmark
+
+    report = run_motion_benchmark(
+        args.name,
+        args.root,
+        out=args.out,
+        layout=args.layout,
+        videos=args.videos,
+        windows=args.windows,
+    )
+    print(json.dumps(report, indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="vad", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("info", help="print a JSON summary of a dataset")
+    p.add_argument("name", choices=DATASET_NAMES)
+    p.add_argument("root", nargs="?", default="")
+    p.add_argument("--layout", default="auto")
+    p.set_defaults(run=info)
+
+    p = commands.add_parser("bench", help="benchmarks writing JSON under reports/bench/")
+    p.add_argument("what", choices=["motion"])
+    p.add_argument("name", choices=DATASET_NAMES)
+    p.add_argument("root", nargs="?", default="")
+    p.add_argument("--layout", default="auto")
+    p.add_argument("--out", default="reports/bench/motion.json")
+    p.add_argument(
+        "--videos", type=int, default=0, help="limit to the first N videos (0 = the whole dataset)"
+    )
+    p.add_argument(
+        "--windows",
+        type=int,
+        default=10,
+        help="dynamic-flow windows timed against the scikit-learn reference",
+    )
+    p.set_defaults(run=bench)
+
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except (DatasetError, FileNotFoundError, ValueError) as error:
+        print(f"vad: error: {error}", file=sys.stderr)
+        sys.exit(2)
