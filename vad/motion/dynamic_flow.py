@@ -1,0 +1,240 @@
+"""Dynamic flow (Fan et al., GMFC-VAE, Sec. III-A, eq. 4): one rank-pooled flow map per frame.
+
+For a video of T frames and its N = T - 1 optical flows (N, H, W, 2):
+
+1. each flow is encoded as clip(a f + b, 0, 255) (a = 16, b = 128, Sec. IV-C, after [18]) and
+   flattened, u and v together, into one D = 2HW vector;
+2. frame i is given the window of `window` flows starting at flow i; near the end of the video
+   the window slides no further (frames i > N - window share the last full window), and a video
+   with fewer flows than `window` uses all of them;
+3. each window is rank-pooled: `ranksvm`, the exact RankSVM of eq. 4, or `approx`, Bilen et
+   al.'s approximate rank pooling; the result d = (F^u, F^v) is a weighted sum of the window's
+   flows with weights that sum to zero, so the encoding offset b (indeed any flow shared by all
+   frames) cancels exactly;
+4. the map (F^u, F^v, sqrt(F^u^2 + F^v^2)) is quantised to uint8 with one fixed scale s, the
+   same for every window, video and split: u, v -> clip(128 + s F) and magnitude ->
+   clip(2 s |F|), so all three channels span [0, 255] for |F| up to 127.5 / s.
+
+The D-dimensional work per video is one banded Gram matrix of the flows (each flow against the
+next window - 1 flows) and one weighted sum of `window` flows per window; every window's Gram
+matrix of time-varying means is assembled from the band by 2-D cumulative sums, and the small
+dual QPs of all windows are solved together (vad.motion.rank_pool).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from vad.motion.rank_pool import (
+    DEFAULT_TOLERANCE,
+    RankSVMSolution,
+    approx_rank_pool_coefficients,
+    mean_to_flow_coefficients,
+    solve_rank_svm,
+)
+
+METHODS = ("ranksvm", "approx")
+# Output scale s per method, for the defaults window = 20, C = 1, a = 16 (see module docstring,
+# step 4). Chosen on UCSD Ped2 flows so ordinary motion spans a good part of [0, 255] and only
+# the strongest pixels clip; other settings change d's range and may call for another scale.
+DEFAULT_OUTPUT_SCALE = {"ranksvm": 2.5e5, "approx": 0.0625}
+# Columns of the flattened flows processed at once (float64 working set N x this).
+_COLUMN_CHUNK = 2048
+
+# columns -> the encoded flows' (N, columns) float64 slice
+Encoder = Callable[[slice], np.ndarray]
+
+
+def dynamic_flows(
+    flows: np.ndarray,
+    window: int = 20,
+    method: str = "ranksvm",
+    C: float = 1.0,
+    a: float = 16.0,
+    b: float = 128.0,
+    name: str = "video",
+    scale: float | None = None,
+    tol: float = DEFAULT_TOLERANCE,
+) -> np.ndarray:
+    """Dynamic flow maps (T, H, W, 3) uint8 (F^u, F^v, magnitude), one per frame of the video.
+
+    `flows` is (N, H, W, 2) for the N = T - 1 consecutive frame pairs; `scale` defaults to
+    DEFAULT_OUTPUT_SCALE[method]; `name` identifies the video in error messages.
+    """
+    scale = DEFAULT_OUTPUT_SCALE.get(method) if scale is None else scale
+    windows, frame_window = window_dynamic_flows(flows, window, method, C, a, b, name, tol)
+    return quantize_dynamic_flow(windows, scale)[frame_window]
+
+
+def dynamic_flows_raw(
+    flows: np.ndarray,
+    window: int = 20,
+    method: str = "ranksvm",
+    C: float = 1.0,
+    a: float = 16.0,
+    b: float = 128.0,
+    name: str = "video",
+    tol: float = DEFAULT_TOLERANCE,
+) -> np.ndarray:
+    """The unquantised dynamic flows d = (F^u, F^v) per frame, (T, H, W, 2) float32."""
+    windows, frame_window = window_dynamic_flows(flows, window, method, C, a, b, name, tol)
+    return windows[frame_window]
+
+
+def window_dynamic_flows(
+    flows: np.ndarray,
+    window: int = 20,
+    method: str = "ranksvm",
+    C: float = 1.0,
+    a: float = 16.0,
+    b: float = 128.0,
+    name: str = "video",
+    tol: float = DEFAULT_TOLERANCE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dynamic flow of each distinct window, (num_windows, H, W, 2) float32, and the window of
+    each frame, (T,) indices. Window w covers flows w .. w + length - 1 (`window_layout`)."""
+    _check_arguments(flows, window, method, C, a, b, name)
+    num_flows, height, width, _ = flows.shape
+    matrix = flows.reshape(num_flows, -1)
+    num_windows, length = window_layout(num_flows, window)
+    encode = _encoder(matrix, a, b)
+    if method == "ranksvm":
+        band = flow_gram_band(encode, num_flows, matrix.shape[1], length)
+        grams = window_mean_grams(band, num_windows, length)
+        coefficients = mean_to_flow_coefficients(_solve_named(grams, C, tol, name).beta)
+    else:
+        coefficients = np.tile(approx_rank_pool_coefficients(length), (num_windows, 1))
+    combined = combine_window_flows(encode, matrix.shape[1], coefficients)
+    frame_window = np.minimum(np.arange(num_flows + 1), num_windows - 1)
+    return combined.reshape(num_windows, height, width, 2), frame_window
+
+
+def window_layout(num_flows: int, window: int) -> tuple[int, int]:
+    """Number of distinct windows and their length min(window, num_flows).
+
+    Window w covers flows w .. w + length - 1; frame i uses window min(i, count - 1), so the
+    last full window also serves the final frames (including the last frame, which has no
+    forward flow), and a video with fewer flows than `window` has one window of all of them.
+    """
+    if num_flows < 1:
+        raise ValueError(f"need at least one flow (two frames), got {num_flows}")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    length = min(window, num_flows)
+    return num_flows - length + 1, length
+
+
+def flow_gram_band(encode: Encoder, num_flows: int, dim: int, length: int) -> np.ndarray:
+    """band[p, j] = <e_p, e_{p+j}> for j < length (zero past the end): n x t inner products of
+    the encoded flows e (`encode(columns)` gives their (num_flows, columns) slice)."""
+    band = np.zeros((num_flows, length))
+    for start in range(0, dim, _COLUMN_CHUNK):
+        chunk = encode(slice(start, start + _COLUMN_CHUNK))
+        for lag in range(length):
+            band[: num_flows - lag, lag] += np.vecdot(chunk[: num_flows - lag], chunk[lag:])
+    return band
+
+
+def window_mean_grams(band: np.ndarray, num_windows: int, length: int) -> np.ndarray:
+    """Gram matrices <V_k, V_l> of every window's time-varying means, (W, length, length).
+
+    With X_k = sum_{tau<k} e_{w+tau}, <X_k, X_l> is a 2-D cumulative sum of the window's block
+    of flow inner products, and V_k = X_k / k (eq. 4's time-varying means).
+    """
+    offsets = np.arange(length)
+    earlier = np.minimum.outer(offsets, offsets)
+    lag = np.abs(np.subtract.outer(offsets, offsets))
+    block = band[np.arange(num_windows)[:, None, None] + earlier, lag]
+    sums = np.cumsum(np.cumsum(block, axis=1), axis=2)
+    counts = np.arange(1, length + 1, dtype=np.float64)
+    return sums / np.multiply.outer(counts, counts)
+
+
+def combine_window_flows(encode: Encoder, dim: int, coefficients: np.ndarray) -> np.ndarray:
+    """d_w = sum_tau coefficients[w, tau] e_{w + tau} for every window w, (W, dim) float32."""
+    num_windows, length = coefficients.shape
+    combined = np.empty((num_windows, dim), dtype=np.float32)
+    for start in range(0, dim, _COLUMN_CHUNK):
+        columns = slice(start, start + _COLUMN_CHUNK)
+        chunk = encode(columns)
+        total = np.zeros((num_windows, chunk.shape[1]))
+        term = np.empty_like(total)
+        for offset in range(length):
+            np.multiply(
+                coefficients[:, offset, None], chunk[offset : offset + num_windows], out=term
+            )
+            total += term
+        combined[:, columns] = total
+    return combined
+
+
+def quantize_dynamic_flow(dynamic: np.ndarray, scale: float) -> np.ndarray:
+    """(..., 2) float (F^u, F^v) -> (..., 3) uint8 (u, v, magnitude), one fixed linear map.
+
+    u, v -> 128 + s F and magnitude -> 2 s |F|, rounded and clipped to [0, 255]: all three
+    channels use their whole range for |F| up to 127.5 / s and saturate beyond it.
+    """
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"output scale must be a positive number, got {scale}")
+    dynamic = np.asarray(dynamic, dtype=np.float32)
+    magnitude = np.sqrt(np.sum(np.square(dynamic), axis=-1, keepdims=True))
+    mapped = np.concatenate([scale * dynamic + 128.0, 2.0 * scale * magnitude], axis=-1)
+    return np.clip(np.rint(mapped), 0, 255).astype(np.uint8)
+
+
+def _solve_named(grams: np.ndarray, C: float, tol: float, name: str) -> RankSVMSolution:
+    """solve_rank_svm, with the video's name on its warnings and errors."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            solution = solve_rank_svm(grams, C=C, tol=tol)
+        except RuntimeError as error:
+            raise RuntimeError(f"{name}: {error}") from error
+    for warning in caught:
+        warnings.warn(f"{name}: {warning.message}", warning.category, stacklevel=4)
+    return solution
+
+
+def _encoder(matrix: np.ndarray, a: float, b: float) -> Encoder:
+    """columns -> encoded flows clip(a f + b, 0, 255) minus their mean over the video, float64.
+
+    Subtracting one vector from every flow leaves every dynamic flow unchanged (the weights sum
+    to zero) and keeps the inner products small, so the Gram matrices are well conditioned.
+    """
+
+    def encode(columns: slice) -> np.ndarray:
+        chunk = np.clip(matrix[:, columns].astype(np.float64) * a + b, 0.0, 255.0)
+        return chunk - chunk.mean(axis=0)
+
+    return encode
+
+
+def _check_arguments(
+    flows: np.ndarray, window: int, method: str, C: float, a: float, b: float, name: str
+) -> None:
+    if not isinstance(flows, np.ndarray) or flows.ndim != 4 or flows.shape[-1] != 2:
+        shape = getattr(flows, "shape", type(flows).__name__)
+        raise ValueError(f"{name}: flows must be an (N, H, W, 2) array, got {shape}")
+    if flows.shape[0] < 1:
+        raise ValueError(f"{name}: need at least one flow (two frames), got none")
+    if not np.issubdtype(flows.dtype, np.floating):
+        raise ValueError(f"{name}: flows must be floating point, got {flows.dtype}")
+    finite = np.isfinite(flows.reshape(len(flows), -1)).all(axis=1)
+    if not finite.all():
+        index = int(np.flatnonzero(~finite)[0])
+        raise ValueError(
+            f"{name}: flow {index} (frames {index} -> {index + 1}) contains NaN or inf"
+        )
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"{name}: window must be a positive integer, got {window!r}")
+    if method not in METHODS:
+        raise ValueError(f"{name}: method must be one of {METHODS}, got {method!r}")
+    if not (np.isfinite(C) and C > 0):
+        raise ValueError(f"{name}: C (the soft margin of eq. 4) must be positive, got {C}")
+    if not (np.isfinite(a) and a > 0):
+        raise ValueError(f"{name}: the flow encoding scale a must be positive, got {a}")
+    if not np.isfinite(b):
+        raise ValueError(f"{name}: the flow encoding offset b must be finite, got {b}")
