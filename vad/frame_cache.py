@@ -41,12 +41,23 @@ def convert_color(frame_rgb: np.ndarray, color: str) -> np.ndarray:
     return frame_rgb
 
 
-def read_video(video: Video, color: str, size: tuple[int, int] | None, bar: tqdm) -> np.ndarray:
-    frames = []
-    for frame in video.frames():
-        frames.append(convert_color(frame, color))
+def write_video(
+    group: h5py.Group, video: Video, color: str, size: tuple[int, int] | None, bar: tqdm
+) -> None:
+    """Stream one video's frames into a chunked T×H×W×C dataset, one frame in memory at a time."""
+    width, height = size if size is not None else (video.width, video.height)
+    channels = 1 if color == "gray" else 3
+    shape = (video.num_frames, height, width, channels)
+    frames = group.create_dataset(
+        "frames",
+        shape=shape,
+        dtype=np.uint8,
+        chunks=(min(8, video.num_frames), height, width, channels),
+        compression="lzf",
+    )
+    for index, frame in enumerate(video.frames()):
+        frames[index] = resize_frames(convert_color(frame, color)[None], size)[0]
         bar.update(1)
-    return resize_frames(np.stack(frames), size)
 
 
 def write_frame_cache(
@@ -69,7 +80,7 @@ def write_frame_cache(
         for video in dataset.videos:
             bar.set_postfix_str(f"{video.split}/{video.name}")
             group = f.create_group(video_key(video.split, video.name))
-            chunked_dataset(group, "frames", read_video(video, color, size, bar))
+            write_video(group, video, color, size, bar)
             group.attrs.update(
                 name=video.name,
                 split=video.split,

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vad.datasets.base import Dataset, DatasetError, GroundTruth, Video
+from vad.datasets.synthetic import open_synthetic
+from vad.frame_cache import (
+    load_frames,
+    load_ground_truth,
+    load_masks,
+    resize_frames,
+    video_keys,
+    write_frame_cache,
+)
+
+TINY = dict(width=96, height=64, train_videos=1, test_videos=2, frames_per_video=5)
+
+
+@pytest.mark.parametrize(("color", "channels"), [("gray", 1), ("rgb", 3)])
+def test_cache_holds_every_frame_at_the_requested_size(tmp_path, color, channels):
+    dataset = open_synthetic(**TINY)
+    write_frame_cache(
+        dataset, tmp_path / "f.h5", tmp_path / "gt.h5", color=color, size=(48, 32), progress=False
+    )
+    assert video_keys(tmp_path / "f.h5") == ["train/train_00", "test/test_00", "test/test_01"]
+    frames = load_frames(tmp_path / "f.h5", "test/test_01")
+    assert frames.shape == (5, 32, 48, channels) and frames.dtype == np.uint8
+    expected = resize_frames(np.stack(list(dataset.test[1].frames())), (48, 32))
+    if color == "gray":
+        expected = expected.mean(axis=-1, keepdims=True)  # the scene is grey in all channels
+    np.testing.assert_allclose(frames, expected, atol=1)
+    assert load_frames(tmp_path / "f.h5", "test/test_01", (24, 16), "rgb").shape == (5, 16, 24, 3)
+
+
+def test_ground_truth_cache(tmp_path):
+    dataset = open_synthetic(**TINY)
+    write_frame_cache(dataset, tmp_path / "f.h5", tmp_path / "gt.h5", progress=False)
+    labels, with_masks = load_ground_truth(tmp_path / "gt.h5")
+    assert set(labels) == with_masks == {"test_00", "test_01"}
+    for video in dataset.test:
+        truth = dataset.ground_truth[video.name]
+        np.testing.assert_array_equal(labels[video.name], truth.labels)
+        np.testing.assert_array_equal(
+            load_masks(tmp_path / "gt.h5", video.name), truth.load_masks()
+        )
+
+
+def test_a_failing_video_leaves_no_cache(tmp_path):
+    def broken(index: int) -> np.ndarray:
+        if index == 2:
+            raise DatasetError("clip/002.jpg: truncated JPEG")
+        return np.zeros((8, 8, 3), np.uint8)
+
+    video = Video("v", "test", 4, 8, 8, "clip", broken)
+    dataset = Dataset("d", tmp_path, [], [video], {"v": GroundTruth(np.zeros(4, bool))})
+    with pytest.raises(DatasetError, match="002.jpg"):
+        write_frame_cache(dataset, tmp_path / "f.h5", tmp_path / "gt.h5", progress=False)
+    assert not (tmp_path / "f.h5").exists()
+    assert list(tmp_path.glob("*.h5*")) == []
