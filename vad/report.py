@@ -154,13 +154,13 @@ def write_overlays(
         return
     threshold = eer_threshold(*result.frame_roc)
     for video, scores in sorted(result.scores.items()):
+        if video not in labels:
+            continue
         frames = load_frames(frames_path, video_key("test", video))
         for index in np.argsort(-scores, kind="stable")[:per_video]:
             mask = masks[video][index] if video in masks else None
             image = overlay_detection(frames[index], result.maps[video][index], threshold, mask)
-            label = (
-                "anomalous" if labels.get(video, np.zeros(0))[index : index + 1].any() else "normal"
-            )
+            label = "anomalous" if labels[video][index] else "normal"
             save_overlay(
                 image,
                 f"{model} · video {video} · frame {index} ({label}; red: detected, "

@@ -87,8 +87,10 @@ def overlay_detection(
 
 
 def save_overlay(image: np.ndarray, title: str, path: str | Path) -> None:
-    fig, ax = plt.subplots(figsize=(image.shape[1] / 80, image.shape[0] / 80 + 0.4))
-    ax.imshow(image)
+    width = max(6.0, image.shape[1] / 80)  # inches: small frames are enlarged to stay legible
+    height = width * image.shape[0] / image.shape[1]
+    fig, ax = plt.subplots(figsize=(width, height + 0.4))
+    ax.imshow(image, interpolation="nearest")
     ax.set_title(title, fontsize=8)
     ax.axis("off")
     _save(fig, path)
