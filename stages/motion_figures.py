@@ -1,0 +1,51 @@
+"""Stage `motion_figures`: frame, optical flow and dynamic flow side by side (paper Fig. 2)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from vad.cache import iter_videos, video_key
+from vad.frame_cache import load_frames
+from vad.viz import flow_to_rgb, save_image_row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", required=True)
+    parser.add_argument("--flow", required=True)
+    parser.add_argument("--dynflow", required=True)
+    parser.add_argument("--out", required=True, help="output folder of PNG figures")
+    parser.add_argument("--videos", type=int, default=3, help="test videos shown")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with h5py.File(args.flow, "r") as flows, h5py.File(args.dynflow, "r") as dynamic:
+        names = [name for split, name, _ in iter_videos(dynamic) if split == "test"]
+        for name in names[: args.videos]:
+            key = video_key("test", name)
+            maps = dynamic[key]["dynflow"]
+            index = len(maps) // 2  # the middle frame of the clip
+            size = (maps.shape[2], maps.shape[1])
+            frame = load_frames(args.frames, key, size, color="gray")[index, ..., 0]
+            flow = flows[key]["flow"][min(index, len(flows[key]["flow"]) - 1)].astype(np.float32)
+            dyn = maps[index]
+            dyn_uv = dyn[..., :2].astype(np.float32) - 128.0
+            save_image_row(
+                [frame, flow_to_rgb(flow), flow_to_rgb(dyn_uv), dyn[..., 2]],
+                [
+                    f"video {name}, frame {index}",
+                    "optical flow (colour: direction)",
+                    "dynamic flow (F^u, F^v)",
+                    "dynamic flow magnitude (channel 3)",
+                ],
+                out / f"{name}_{index:04d}.png",
+            )
+
+
+if __name__ == "__main__":
+    main()
