@@ -21,15 +21,21 @@ from vad.datasets.base import Dataset, Video
 COLORS = ("gray", "rgb")
 
 
+def resize_image(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Resize one image to size=(width, height): area when no side grows, linear otherwise."""
+    height, width = image.shape[:2]
+    if size is None or (width, height) == tuple(size):
+        return image
+    shrinking = size[0] <= width and size[1] <= height
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (int(size[0]), int(size[1])), interpolation=interpolation)
+
+
 def resize_frames(frames: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """Resize a T×H×W(×C) stack to size=(width, height): area when shrinking, linear otherwise."""
+    """Resize a T×H×W(×C) stack to size=(width, height) with `resize_image`."""
     if size is None or (frames.shape[2], frames.shape[1]) == tuple(size):
         return frames
-    width, height = size
-    shrinking = width * height < frames.shape[1] * frames.shape[2]
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    out = [cv2.resize(frame, (width, height), interpolation=interpolation) for frame in frames]
-    stacked = np.stack(out)
+    stacked = np.stack([resize_image(frame, size) for frame in frames])
     if frames.ndim == 4 and stacked.ndim == 3:  # cv2 drops a single channel axis
         stacked = stacked[..., None]
     return stacked

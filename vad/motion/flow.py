@@ -16,6 +16,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from vad.frame_cache import resize_image
+
 FlowEstimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 METHODS = ("tvl1", "dis", "farneback")
@@ -302,16 +304,6 @@ def check_size(size: tuple[int, int] | None, where: str) -> tuple[int, int] | No
     return int(size[0]), int(size[1])
 
 
-def _resize(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """Resize to (width, height): INTER_AREA when shrinking, INTER_LINEAR when enlarging."""
-    height, width = image.shape[:2]
-    if size is None or (width, height) == tuple(size):
-        return image
-    shrinking = size[0] <= width and size[1] <= height
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(image, (int(size[0]), int(size[1])), interpolation=interpolation)
-
-
 def prepare_frames(
     frames: np.ndarray, size: tuple[int, int] | None, where: str = "frames"
 ) -> np.ndarray:
@@ -325,7 +317,7 @@ def prepare_frames(
     out = np.empty((len(frames), height, width), np.uint8)
     for index, frame in enumerate(frames):
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.shape[-1] == 3 else frame[..., 0]
-        out[index] = _resize(np.ascontiguousarray(gray), size)
+        out[index] = resize_image(np.ascontiguousarray(gray), size)
     return out
 
 
@@ -338,6 +330,6 @@ def prepare_rgb_frames(
     width, height = size if size is not None else (frames.shape[2], frames.shape[1])
     out = np.empty((len(frames), height, width, 3), np.uint8)
     for index, frame in enumerate(frames):
-        resized = _resize(frame, size)
+        resized = resize_image(frame, size)
         out[index] = resized.reshape(height, width, -1)  # cv2.resize drops a single channel
     return out
