@@ -21,6 +21,7 @@ from vad.motion.flow import (
     video_flows,
 )
 from vad.motion.flow_runner import (
+    end_point_difference,
     run_flow_stage,
     time_flow_methods,
     time_parallel_vs_sequential,
@@ -389,16 +390,48 @@ def test_time_flow_methods_times_each_labelled_method(frames_h5):
     for result in results.values():
         assert result["pairs"] == 6 and result["seconds"] > 0
         assert result["pairs_per_second"] == pytest.approx(6 / result["seconds"])
+        assert "end_point_difference" not in result
     with pytest.raises(ValueError, match="fewer than 50 frame pairs"):
         time_flow_methods(frames_h5, ["train/01"], SIZE, methods, n_pairs=50)
 
 
+def test_time_flow_methods_compares_each_method_to_the_reference(frames_h5):
+    methods = {"dis:medium": {"preset": "medium"}, "dis:ultrafast": {"preset": "ultrafast"}}
+    results = time_flow_methods(
+        frames_h5, ["train/01"], SIZE, methods, n_pairs=3, reference="dis:medium"
+    )
+    assert "end_point_difference" not in results["dis:medium"]
+    difference = results["dis:ultrafast"]["end_point_difference"]
+    assert difference["to"] == "dis:medium"
+    assert difference["mean_all_px"] > 0
+    with pytest.raises(ValueError, match="reference 'tvl1' is not one of the methods"):
+        time_flow_methods(frames_h5, ["train/01"], SIZE, methods, n_pairs=3, reference="tvl1")
+
+
+def test_end_point_difference_on_known_flows():
+    reference = np.zeros((2, 2, 2, 2), np.float32)
+    reference[0, 0, 0] = (3.0, 4.0)  # the one moving pixel
+    ours = reference.copy()
+    ours[0, 0, 0] = (0.0, 0.0)  # misses it by 5 px
+    ours[1, 1, 1] = (0.0, 0.2)  # 0.2 px off on a static pixel
+    difference = end_point_difference([ours], [reference])
+    assert difference["mean_all_px"] == pytest.approx(5.2 / 8)
+    assert difference["mean_moving_px"] == pytest.approx(5.0)
+    assert difference["moving_fraction"] == pytest.approx(1 / 8)
+
+
 def test_time_parallel_vs_sequential_runs_both_over_all_videos(frames_h5, tmp_path):
+    threads = cv2.getNumThreads()
     result = time_parallel_vs_sequential(
         frames_h5, tmp_path / "flow.h5", "dis", {"preset": "ultrafast"}, SIZE, n_jobs=2
     )
     assert (result["videos"], result["pairs"], result["n_jobs"]) == (3, 12, 2)
-    assert result["speedup"] == pytest.approx(
-        result["sequential_seconds"] / result["parallel_seconds"]
+    assert result["speedup_vs_threaded_loop"] == pytest.approx(
+        result["sequential_threaded_seconds"] / result["parallel_seconds"]
     )
+    assert result["speedup_vs_single_thread_loop"] == pytest.approx(
+        result["sequential_single_thread_seconds"] / result["parallel_seconds"]
+    )
+    assert result["sequential_threaded_opencv_threads"] == threads
+    assert cv2.getNumThreads() == threads  # the 1-thread loop restores OpenCV's setting
     assert set(read_flows(tmp_path / "flow.h5")) == set(VIDEOS)

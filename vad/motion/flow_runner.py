@@ -262,17 +262,21 @@ def _benchmark_clips(frames_path: str | Path, keys: list[str], n_pairs: int) -> 
     return clips
 
 
-def _time_classical(clips: list[np.ndarray], size: Size, method: str, options: dict) -> float:
+def _time_classical(
+    clips: list[np.ndarray], size: Size, method: str, options: dict
+) -> tuple[float, list[np.ndarray]]:
+    """Seconds for `method` over the pairs of `clips`, and the flows it produced."""
     grays = [prepare_frames(clip, size) for clip in clips]
     estimator = make_flow_estimator(method, options)
     estimator(grays[0][0], grays[0][1])  # warm-up: allocations, thread pool start
     start = time.perf_counter()
-    for gray in grays:
-        video_flows(gray, estimator)
-    return time.perf_counter() - start
+    flows = [video_flows(gray, estimator) for gray in grays]
+    return time.perf_counter() - start, flows
 
 
-def _time_flownet2(clips: list[np.ndarray], size: Size, options: dict) -> float:
+def _time_flownet2(
+    clips: list[np.ndarray], size: Size, options: dict
+) -> tuple[float, list[np.ndarray]]:
     from vad.motion.flownet2 import FlowNet2Estimator
 
     rgbs = [prepare_rgb_frames(clip, size) for clip in clips]
@@ -282,11 +286,31 @@ def _time_flownet2(clips: list[np.ndarray], size: Size, options: dict) -> float:
     batch = int(options["batch_size"])
     estimator(rgbs[0][:1], rgbs[0][1:2])  # warm-up
     start = time.perf_counter()
+    flows = []
     for rgb in rgbs:
+        parts = []
         for first in range(0, len(rgb) - 1, batch):
             stop = min(first + batch, len(rgb) - 1)
-            estimator(rgb[first:stop], rgb[first + 1 : stop + 1])
-    return time.perf_counter() - start
+            parts.append(estimator(rgb[first:stop], rgb[first + 1 : stop + 1]))
+        flows.append(np.concatenate(parts).astype(np.float32))
+    return time.perf_counter() - start, flows
+
+
+MOVING_PX = 0.5  # reference flow magnitude above which a pixel counts as moving
+
+
+def end_point_difference(flows: list[np.ndarray], reference: list[np.ndarray]) -> dict:
+    """Mean end-point distance (pixels) between two methods' flows of the same pairs, over all
+    pixels and over the pixels whose reference flow exceeds MOVING_PX."""
+    ours, ref = np.concatenate(flows), np.concatenate(reference)
+    distance = np.linalg.norm(ours - ref, axis=-1)
+    moving = np.linalg.norm(ref, axis=-1) > MOVING_PX
+    return {
+        "mean_all_px": float(distance.mean()),
+        "mean_moving_px": float(distance[moving].mean()) if moving.any() else None,
+        "moving_fraction": float(moving.mean()),
+        "moving_threshold_px": MOVING_PX,
+    }
 
 
 def time_flow_methods(
@@ -295,23 +319,27 @@ def time_flow_methods(
     size: Size,
     methods: dict[str, dict],
     n_pairs: int,
+    reference: str | None = None,
 ) -> dict:
     """Frame pairs per second of each method on the same `n_pairs` pairs, in this process.
 
     `methods` maps a label to options; the method is the label up to its first ':'
     (e.g. {"tvl1": {}, "tvl1:eps0.05": {"epsilon": 0.05}, "dis:fast": {"preset": "fast"}}).
-    Frame preparation and one warm-up pair are not timed.
+    Frame preparation and one warm-up pair are not timed. With `reference` (a label of
+    `methods`), every other method also gets its `end_point_difference` to that method's flows.
     """
+    if reference is not None and reference not in methods:
+        raise ValueError(f"reference {reference!r} is not one of the methods {list(methods)}")
     size = check_size(size, "flow")
     clips = _benchmark_clips(frames_path, keys, n_pairs)
-    results = {}
+    results, flows = {}, {}
     for label, options in methods.items():
         method = label.split(":", 1)[0]
         resolved = resolve_stage_options(method, options)
         if method == FLOWNET2:
-            seconds = _time_flownet2(clips, size, resolved)
+            seconds, flows[label] = _time_flownet2(clips, size, resolved)
         else:
-            seconds = _time_classical(clips, size, method, resolved)
+            seconds, flows[label] = _time_classical(clips, size, method, resolved)
         results[label] = {
             "method": method,
             "options": resolved,
@@ -322,7 +350,22 @@ def time_flow_methods(
             "pairs_per_second": n_pairs / seconds,
             "opencv_threads": cv2.getNumThreads(),
         }
+    if reference is not None:
+        for label in methods:
+            if label != reference:
+                difference = end_point_difference(flows[label], flows[reference])
+                results[label]["end_point_difference"] = {"to": reference, **difference}
     return results
+
+
+def _time_sequential_loop(
+    frames_path: str | Path, keys: list[str], method: str, options: dict | None, size: Size
+) -> tuple[float, int]:
+    """Seconds and pairs of one plain loop over `keys` in this process (no HDF5 writes)."""
+    start = time.perf_counter()
+    estimator = make_flow_estimator(method, options)
+    pairs = sum(len(compute_video_flow(frames_path, key, estimator, size)) for key in keys)
+    return time.perf_counter() - start, pairs
 
 
 def time_parallel_vs_sequential(
@@ -333,8 +376,12 @@ def time_parallel_vs_sequential(
     size: Size,
     n_jobs: int,
 ) -> dict:
-    """Seconds of a fresh `run_flow_stage(n_jobs)` vs a plain sequential loop (no HDF5 writes)
-    over the same videos in this process, and their ratio (`speedup` = sequential / parallel)."""
+    """Seconds of a fresh `run_flow_stage(n_jobs)` against a plain sequential loop over the same
+    videos in this process, the loop run twice: with OpenCV's own threading (all cores) and
+    with one OpenCV thread, the setting each of the stage's workers runs with.
+
+    `speedup_vs_single_thread_loop` and `speedup_vs_threaded_loop` are loop / stage seconds.
+    """
     if method == FLOWNET2:
         raise ValueError("time_parallel_vs_sequential compares classical methods only")
     out_path = Path(out_path)
@@ -347,10 +394,13 @@ def time_parallel_vs_sequential(
 
     with h5py.File(frames_path, "r") as f:
         keys = [f"{split}/{name}" for split, name, _ in _videos(f)]
-    start = time.perf_counter()
-    estimator = make_flow_estimator(method, options)
-    pairs = sum(len(compute_video_flow(frames_path, key, estimator, size)) for key in keys)
-    sequential = time.perf_counter() - start
+    opencv_threads = cv2.getNumThreads()
+    threaded, pairs = _time_sequential_loop(frames_path, keys, method, options, size)
+    cv2.setNumThreads(1)  # this process only; the stage's workers were spawned, not forked
+    try:
+        single, _ = _time_sequential_loop(frames_path, keys, method, options, size)
+    finally:
+        cv2.setNumThreads(opencv_threads)
 
     return {
         "method": method,
@@ -360,7 +410,9 @@ def time_parallel_vs_sequential(
         "videos": len(keys),
         "pairs": pairs,
         "parallel_seconds": parallel,
-        "sequential_seconds": sequential,
-        "speedup": sequential / parallel,
-        "sequential_opencv_threads": cv2.getNumThreads(),
+        "sequential_threaded_seconds": threaded,
+        "sequential_threaded_opencv_threads": opencv_threads,
+        "sequential_single_thread_seconds": single,
+        "speedup_vs_threaded_loop": threaded / parallel,
+        "speedup_vs_single_thread_loop": single / parallel,
     }
