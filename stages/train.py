@@ -29,14 +29,15 @@ def settings_from_params(section: Section) -> GmfcTrainSettings:
 
 
 def history_rows(history: dict) -> list[dict]:
-    """Per-epoch loss terms as DVC plot rows; `epoch` counts on across the two phases."""
+    """Per-epoch loss terms as DVC plot rows; `epoch` counts on across the two phases.
+
+    Wall-clock seconds stay out (they are printed instead), so equal runs write equal files."""
     rows = []
     for phase in PHASES:
         terms = history[phase]
         for index in range(len(terms["loss"])):
             row = {"epoch": len(rows) + 1, "phase": phase}
             row.update({term: float(values[index]) for term, values in terms.items()})
-            row["seconds"] = float(history["epoch_seconds"][phase][index])
             rows.append(row)
     return rows
 
@@ -67,6 +68,9 @@ def main() -> None:
     )
     with atomic_output(args.history) as tmp:
         tmp.write_text(json.dumps(history_rows(history), indent=1) + "\n")
+    for phase in PHASES:
+        seconds = history["epoch_seconds"][phase]
+        print(f"{args.stream}: {phase} {len(seconds)} epoch(s) in {sum(seconds):.1f} s")
     if history["collapse_events"]:
         print(
             f"{args.stream}: {len(history['collapse_events'])} collapsed mixture component(s) "

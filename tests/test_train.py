@@ -211,6 +211,16 @@ def test_save_load_round_trip_gives_identical_energies(tmp_path: Path) -> None:
     np.testing.assert_allclose(before[:5], direct, rtol=1e-5)
 
 
+def test_two_equal_runs_write_byte_identical_model_files(tmp_path: Path) -> None:
+    """DVC hashes the model file: equal training runs must give equal bytes."""
+    paths = []
+    for run_name in ("first", "second"):  # different file names: not part of the bytes either
+        model, _ = run(tmp_path / run_name, epochs=1)
+        paths.append(tmp_path / run_name / f"{run_name}.pt")
+        save_model(model, paths[-1], extra={"stream": "rgb"})
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
 def test_gmm_initialisation_matches_sklearn_on_pretrained_latents() -> None:
     model = train_module.build_model(settings(), in_channels=3)
     info = train_module.fit_gmm_prior(

@@ -14,9 +14,9 @@ one batch at a time.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import math
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -29,6 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from tqdm import tqdm
 
+from vad.cache import atomic_output
 from vad.models.gmfc_vae import GMFCVAE
 
 log = logging.getLogger(__name__)
@@ -265,14 +266,12 @@ def reinitialise_collapsed_components(
 
 
 def _atomic_torch_save(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """torch.save through memory: saved to a file, the archive's inner folder is named after the
+    (per-process temporary) file, so equal payloads would not give equal bytes."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
 
 
 def save_model(model: GMFCVAE, path: str | Path, extra: dict | None = None) -> None:
