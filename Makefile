@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PED2 ?= $(abspath ../shared/datasets/ped2)
 
-.PHONY: setup repro test lint bench experiments ped2 clean
+.PHONY: setup repro test lint bench experiments clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,15 +28,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m vad bench motion ped2 $(PED2)
 
-# The paper's Table V (K) and Table VI (stream ablation) as queued DVC experiments.
+# The paper's Table V (K) and Table VI (stream ablation) as queued DVC experiments; waits for the
+# queue and prints `dvc exp show`. On Ped2: make experiments EXP_ARGS="--prefix ped2- \
+#   --set data.name=ped2 --set data.root=$(PED2)"
+EXP_ARGS ?=
 experiments: $(STAMP)
-	for k in 1 2 5 10 15 20 30 40; do \
-	  PATH=$(abspath $(BIN)):$$PATH dvc exp run --queue -n K$$k -S gmfc_vae.K=$$k; done
-	PATH=$(abspath $(BIN)):$$PATH dvc exp run --queue -n appearance -S fuse.alpha=1 -S fuse.beta=0
-	PATH=$(abspath $(BIN)):$$PATH dvc exp run --queue -n motion -S fuse.alpha=0 -S fuse.beta=1
-	PATH=$(abspath $(BIN)):$$PATH dvc exp run --queue -n fused -S fuse.alpha=0.5 -S fuse.beta=0.5
-	PATH=$(abspath $(BIN)):$$PATH dvc queue start -j 1
-	PATH=$(abspath $(BIN)):$$PATH dvc queue status
+	PATH=$(abspath $(BIN)):$$PATH python -m vad experiments $(EXP_ARGS)
 
 clean:
 	rm -rf data/interim data/models data/scores data/checkpoints

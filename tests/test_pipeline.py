@@ -155,3 +155,30 @@ def test_a_parameter_invalidates_only_the_stages_that_read_it(
         assert changed_stages(project) == expected
     finally:
         (project / "params.yaml").write_text(original)
+
+
+def test_queued_experiments_run_through_the_dvc_queue(project):
+    """`vad experiments` on real DVC: a Table VI and a Table V run queued, run and compared."""
+    from vad.experiments import run_experiments
+
+    def dvc(args) -> str:
+        return run([str(BIN / "dvc"), *args], project)
+
+    experiments = [("appearance", ["fuse.alpha=1", "fuse.beta=0"]), ("K3", ["gmfc_vae.K=3"])]
+    states = run_experiments(experiments, run=dvc, poll_seconds=1, log=lambda _: None)
+    assert states == {"appearance": "Success", "K3": "Success"}
+    shown = json.loads(dvc(["exp", "show", "--json"]))
+    runs = {
+        exp["name"]: exp["data"]
+        for baseline in shown
+        for branch in baseline.get("experiments") or []
+        for exp in branch["revs"]
+    }
+    assert set(runs) >= {"appearance", "K3"}
+    appearance = runs["appearance"]["metrics"]["reports/metrics.json"]["data"]
+    # alpha = 1, beta = 0: the fused model is the appearance stream alone
+    assert (
+        appearance["gmfc_vae"]["frame_auc_micro"] == appearance["gmfc_vae_rgb"]["frame_auc_micro"]
+    )
+    assert runs["K3"]["params"]["params.yaml"]["data"]["gmfc_vae"]["K"] == 3
+    assert changed_stages(project) == set()  # the workspace is untouched

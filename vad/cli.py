@@ -1,4 +1,5 @@
-"""The `vad` command for what is not a DVC stage: `info` (dataset summary) and `bench`."""
+"""The `vad` command for what is not a DVC stage: `info` (dataset summary), `bench`, and
+`experiments` (the paper's Table V and VI runs as queued DVC experiments)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def bench(args: argparse.Namespace) -> None:
         measure_tvl1_default=args.measure_tvl1_default,
     )
     print(json.dumps(report, indent=2))
+
+
+def experiments(args: argparse.Namespace) -> None:
+    from vad.experiments import main as run_paper_experiments
+
+    run_paper_experiments(args.prefix, args.set)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,6 +69,21 @@ def main(argv: list[str] | None = None) -> None:
         "(about 40 minutes for Ped2 on 2 cores) instead of extrapolating its time",
     )
     p.set_defaults(run=bench)
+
+    p = commands.add_parser(
+        "experiments",
+        help="queue and run Table V (K) and Table VI (alpha, beta) as DVC experiments",
+    )
+    p.add_argument("--prefix", default="", help="prepended to every experiment name")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a further `dvc exp run -S` override for every experiment (repeatable), "
+        "e.g. --set data.name=ped2 --set data.root=/path/to/ped2",
+    )
+    p.set_defaults(run=experiments)
 
     args = parser.parse_args(argv)
     try:

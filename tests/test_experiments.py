@@ -1,0 +1,92 @@
+"""The Table V / Table VI experiment driver, against a scripted stand-in for the `dvc` CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from vad.experiments import TABLE_V_K, paper_experiments, queue_rows, run_experiments
+
+STATUS_HEADER = "Task     Name        Created    Status\n"
+WORKERS = "\nWorker status: 1 active, 0 idle\n"
+
+
+def status(*rows: tuple[str, str]) -> str:
+    lines = [
+        f"{index:07x}  {name:10s}  02:14 PM   {state}" for index, (name, state) in enumerate(rows)
+    ]
+    return STATUS_HEADER + "\n".join(lines) + WORKERS
+
+
+class FakeDvc:
+    """Answers `dvc` calls: `queue status` replies come from a script, one per call."""
+
+    def __init__(self, statuses: list[str], existing: str = "") -> None:
+        self.statuses = statuses
+        self.existing = existing
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args) -> str:
+        self.calls.append(list(args))
+        if args[:2] == ["queue", "status"]:
+            return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        if args[:2] == ["exp", "list"]:
+            return self.existing
+        return ""
+
+
+def test_paper_experiments_cover_table_v_and_table_vi():
+    experiments = dict(paper_experiments(prefix="ped2-"))
+    assert [experiments[f"ped2-K{k}"] for k in TABLE_V_K] == [
+        [f"gmfc_vae.K={k}"] for k in TABLE_V_K
+    ]
+    assert TABLE_V_K == (1, 2, 5, 10, 15, 20, 30, 40)
+    assert experiments["ped2-appearance"] == ["fuse.alpha=1", "fuse.beta=0"]
+    assert experiments["ped2-motion"] == ["fuse.alpha=0", "fuse.beta=1"]
+    assert experiments["ped2-fused"] == ["fuse.alpha=0.5", "fuse.beta=0.5"]
+    assert len(experiments) == 11
+
+
+def test_queue_rows_reads_only_our_tasks():
+    text = status(("K1", "Success"), ("K2", "Running"), ("other", "Queued"))
+    assert queue_rows(text, {"K1", "K2", "K5"}) == {"K1": "Success", "K2": "Running"}
+    assert queue_rows("No experiment tasks in the queue.\n", {"K1"}) == {}
+
+
+def test_run_experiments_queues_starts_and_waits_for_every_task():
+    experiments = [("K1", ["gmfc_vae.K=1"]), ("appearance", ["fuse.alpha=1", "fuse.beta=0"])]
+    dvc = FakeDvc(
+        [
+            "No experiment tasks in the queue.\n",  # before queueing
+            status(("K1", "Running"), ("appearance", "Queued")),
+            status(("K1", "Success"), ("appearance", "Running")),
+            status(("K1", "Success"), ("appearance", "Failed")),
+        ],
+        existing="K1\nold\n",
+    )
+    states = run_experiments(
+        experiments, ["data.name=ped2"], run=dvc, poll_seconds=0, log=lambda _: None
+    )
+    assert states == {"K1": "Success", "appearance": "Failed"}
+    assert ["exp", "remove", "K1"] in dvc.calls  # a same-named earlier experiment is replaced
+    queued = [call for call in dvc.calls if call[:3] == ["exp", "run", "--queue"]]
+    assert queued[0] == ["exp", "run", "--queue", "-n", "K1"] + [
+        "-S",
+        "gmfc_vae.K=1",
+        "-S",
+        "data.name=ped2",
+    ]
+    assert queued[1][4] == "appearance" and queued[1].count("-S") == 3
+    start = dvc.calls.index(["queue", "start", "-j", "1"])
+    assert start > dvc.calls.index(queued[-1])
+    assert sum(call[:2] == ["queue", "status"] for call in dvc.calls) == 4
+
+
+def test_run_experiments_clears_finished_records_and_refuses_busy_names():
+    dvc = FakeDvc([status(("K1", "Failed")), status(("K1", "Success"))])
+    run_experiments([("K1", ["gmfc_vae.K=1"])], run=dvc, poll_seconds=0, log=lambda _: None)
+    assert ["queue", "remove", "K1"] in dvc.calls
+
+    busy = FakeDvc([status(("K1", "Running"))])
+    with pytest.raises(SystemExit, match="K1 are already queued or running"):
+        run_experiments([("K1", ["gmfc_vae.K=1"])], run=busy, poll_seconds=0, log=lambda _: None)
+    assert not any(call[:2] == ["exp", "run"] for call in busy.calls)

@@ -1,0 +1,96 @@
+"""The paper's experiments as queued DVC experiments (`python -m vad experiments`).
+
+Table V: frame AUC against the number of mixture components K (1, 2, 5, 10, 15, 20, 30, 40).
+Table VI: the stream ablation of eq. 18, (alpha, beta) = (1, 0), (0, 1), (0.5, 0.5).
+Each is queued with `dvc exp run --queue -n <name> -S ...`, the queue is run with
+`dvc queue start`, this command waits for it, and `dvc exp show` prints the comparison.
+Changing K re-runs train onwards; changing alpha/beta re-runs only fuse and evaluate.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+TABLE_V_K = (1, 2, 5, 10, 15, 20, 30, 40)
+TABLE_VI_STREAMS = {"appearance": (1.0, 0.0), "motion": (0.0, 1.0), "fused": (0.5, 0.5)}
+ACTIVE_STATES = ("Queued", "Running")
+
+Runner = Callable[[Sequence[str]], str]
+
+
+def paper_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
+    """(experiment name, `-S` parameter overrides) for Table V and Table VI."""
+    experiments = [(f"{prefix}K{k}", [f"gmfc_vae.K={k}"]) for k in TABLE_V_K]
+    for name, (alpha, beta) in TABLE_VI_STREAMS.items():
+        experiments.append((f"{prefix}{name}", [f"fuse.alpha={alpha:g}", f"fuse.beta={beta:g}"]))
+    return experiments
+
+
+def run_dvc(args: Sequence[str]) -> str:
+    """Run `dvc <args>`; its standard output, or SystemExit with DVC's own message."""
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(
+            f"`dvc {' '.join(args)}` failed ({result.returncode}):\n{result.stderr.strip()}"
+        )
+    return result.stdout
+
+
+def queue_rows(status: str, names: set[str]) -> dict[str, str]:
+    """Name -> state (Queued, Running, Success, Failed) of our tasks in `dvc queue status`."""
+    rows = {}
+    for line in status.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] in names:
+            rows[fields[1]] = fields[-1]
+    return rows
+
+
+def run_experiments(
+    experiments: list[tuple[str, list[str]]],
+    extra_sets: Sequence[str] = (),
+    run: Runner = run_dvc,
+    poll_seconds: float = 10.0,
+    log: Callable[[str], object] = print,
+) -> dict[str, str]:
+    """Queue every experiment (with `extra_sets` added to each), run the queue with one worker,
+    wait for it, and return each experiment's final state."""
+    names = {name for name, _ in experiments}
+    earlier = queue_rows(run(["queue", "status"]), names)
+    busy = sorted(name for name, state in earlier.items() if state in ACTIVE_STATES)
+    if busy:
+        raise SystemExit(
+            f"experiments {', '.join(busy)} are already queued or running "
+            "(wait for them, or `dvc queue kill` / `dvc queue remove --queued`)"
+        )
+    if earlier:
+        run(["queue", "remove", *sorted(earlier)])  # finished task records of the same names
+    existing = set(run(["exp", "list", "--name-only"]).split())
+    for name in sorted(names & existing):
+        log(f"replacing the earlier experiment {name!r}")
+        run(["exp", "remove", name])
+    for name, sets in experiments:
+        overrides = [arg for value in [*sets, *extra_sets] for arg in ("-S", value)]
+        run(["exp", "run", "--queue", "-n", name, *overrides])
+        log(f"queued {name}: {' '.join([*sets, *extra_sets])}")
+    run(["queue", "start", "-j", "1"])
+    started = time.monotonic()
+    while True:
+        states = queue_rows(run(["queue", "status"]), names)
+        active = [name for name, state in states.items() if state in ACTIVE_STATES]
+        if not active:
+            return states
+        done = len(states) - len(active)
+        log(f"{done}/{len(names)} experiments done, {time.monotonic() - started:.0f} s")
+        time.sleep(poll_seconds)
+
+
+def main(prefix: str, extra_sets: Sequence[str]) -> None:
+    states = run_experiments(paper_experiments(prefix), extra_sets)
+    failed = sorted(name for name, state in states.items() if state != "Success")
+    sys.stdout.write(run_dvc(["exp", "show", "--only-changed", "--no-pager"]))
+    if failed:
+        raise SystemExit(f"experiments failed: {', '.join(failed)} (see `dvc queue logs <name>`)")
