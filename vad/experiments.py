@@ -29,6 +29,10 @@ def paper_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
     return experiments
 
 
+def print_now(line: str) -> None:
+    print(line, flush=True)
+
+
 def run_dvc(args: Sequence[str]) -> str:
     """Run `dvc <args>`; its standard output, or SystemExit with DVC's own message."""
     result = subprocess.run(["dvc", *args], capture_output=True, text=True)
@@ -54,10 +58,12 @@ def run_experiments(
     extra_sets: Sequence[str] = (),
     run: Runner = run_dvc,
     poll_seconds: float = 10.0,
-    log: Callable[[str], object] = print,
+    log: Callable[[str], object] | None = None,
 ) -> dict[str, str]:
     """Queue every experiment (with `extra_sets` added to each), run the queue with one worker,
-    wait for it, and return each experiment's final state."""
+    wait for it, and return each experiment's final state. `log` gets progress lines."""
+    if log is None:
+        log = print_now
     names = {name for name, _ in experiments}
     earlier = queue_rows(run(["queue", "status"]), names)
     busy = sorted(name for name, state in earlier.items() if state in ACTIVE_STATES)
