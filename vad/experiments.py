@@ -95,8 +95,11 @@ def run_experiments(
 
 
 def main(prefix: str, extra_sets: Sequence[str]) -> None:
+    baseline = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()  # the experiments' baseline, even if HEAD moves while they run
     states = run_experiments(paper_experiments(prefix), extra_sets)
     failed = sorted(name for name, state in states.items() if state != "Success")
-    sys.stdout.write(run_dvc(["exp", "show", "--only-changed", "--no-pager"]))
+    sys.stdout.write(run_dvc(["exp", "show", "--rev", baseline, "--only-changed", "--no-pager"]))
     if failed:
         raise SystemExit(f"experiments failed: {', '.join(failed)} (see `dvc queue logs <name>`)")
