@@ -6,6 +6,7 @@ import argparse
 
 from vad.config import Section, load_params
 from vad.motion.dynflow_runner import DynamicFlowSettings, run_dynamic_flow_stage
+from vad.timing import timed_stage
 
 
 def main() -> None:
@@ -28,4 +29,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with timed_stage("dynamic_flow"):
+        main()

@@ -1,39 +1,63 @@
-"""Stage `evaluate`: frame- and pixel-level metrics, ROC plot data and figures for every model."""
+"""Stage `evaluate`: frame- and pixel-level metrics, ROC plot data, figures and the summary
+table for every enabled method (params `methods`) and every fused model whose parts are all
+enabled."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
+from pathlib import Path
 
 from vad.config import Section, load_params
 from vad.eval.postprocess import Protocol
+from vad.methods.registry import enabled_methods
+from vad.scores import read_score_attrs
+from vad.timing import timed_stage
 
 
-def named_paths(values: list[str]) -> dict[str, str]:
-    malformed = [value for value in values if "=" not in value]
-    if malformed:
-        raise SystemExit(f"evaluate: expected NAME=PATH, got {malformed}")
-    return dict(value.split("=", 1) for value in values)
+def score_sets(methods: list[str], scores: Path, fused: Path) -> tuple[dict, dict]:
+    """(name -> score file, name -> kind) in report order: methods that are not part of a fused
+    model, then fused models, then their parts."""
+    missing = [name for name in methods if not (scores / f"{name}.h5").is_file()]
+    if missing:
+        raise SystemExit(
+            f"evaluate: no score file for {', '.join(missing)} in {scores} (run `dvc repro`)"
+        )
+    part_of: dict[str, str] = {}
+    fused_files = {}
+    for path in sorted(fused.glob("*.h5")):
+        parts = read_score_attrs(path).get("parts", [])
+        if set(parts) <= set(methods):
+            fused_files[path.stem] = path
+            part_of.update(dict.fromkeys(parts, path.stem))
+        else:
+            print(f"evaluate: {path.stem} left out: its parts {parts} are not all in `methods`")
+    order = [name for name in methods if name not in part_of]
+    sources = {name: scores / f"{name}.h5" for name in order}
+    kinds = dict.fromkeys(order, "method")
+    sources.update(fused_files)
+    kinds.update(dict.fromkeys(fused_files, "fused"))
+    for name in methods:
+        if name in part_of:
+            sources[name] = scores / f"{name}.h5"
+            kinds[name] = f"part of {part_of[name]}"
+    return {name: str(path) for name, path in sources.items()}, kinds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scores", required=True, help="folder of the methods' score files")
+    parser.add_argument("--fused", required=True, help="folder of the fused score files")
     parser.add_argument("--ground-truth", required=True)
     parser.add_argument("--frames", required=True)
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--plots", required=True)
     parser.add_argument("--figures", required=True)
-    parser.add_argument("--scores", nargs="+", required=True, metavar="MODEL=PATH")
-    parser.add_argument(
-        "--streams",
-        nargs="*",
-        default=[],
-        metavar="NAME=PATH",
-        help="single streams of a fused model: metrics and curves, no overlays",
-    )
+    parser.add_argument("--summary", required=True, help="output Markdown table")
     args = parser.parse_args()
 
-    section = Section(load_params(), "evaluate")
+    params = load_params()
+    section = Section(params, "evaluate")
     smoothing = section.str("smoothing", ["none", "median", "gaussian"])
     protocol = Protocol.from_params(
         {
@@ -43,21 +67,26 @@ def main() -> None:
             "normalization": section.str("normalization", ["none", "minmax", "zscore"]),
         }
     )
+    interpolation = section.str("pixel_interpolation", ["nearest", "bilinear"])
+    figures_per_video = section.int("figures_per_video", minimum=0)
+    sources, kinds = score_sets(enabled_methods(params), Path(args.scores), Path(args.fused))
     from vad.report import write_report  # after params are validated: imports matplotlib
 
-    metrics = write_report(
-        named_paths(args.scores),
-        named_paths(args.streams),
-        args.ground_truth,
-        args.frames,
-        protocol,
-        args.metrics,
-        args.plots,
-        args.figures,
-        interpolation=section.str("pixel_interpolation", ["nearest", "bilinear"]),
-        figures_per_video=section.int("figures_per_video", minimum=0),
-    )
-    print(json.dumps(metrics, indent=2))
+    with timed_stage("evaluate"):
+        write_report(
+            sources,
+            kinds,
+            args.ground_truth,
+            args.frames,
+            protocol,
+            args.metrics,
+            args.plots,
+            args.figures,
+            args.summary,
+            interpolation=interpolation,
+            figures_per_video=figures_per_video,
+        )
+    sys.stdout.write(Path(args.summary).read_text())
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 
 from vad.config import Section, load_params
 from vad.motion.flow_runner import run_flow_stage
+from vad.timing import timed_stage
 
 METHODS = ["tvl1", "dis", "farneback", "flownet2"]
 
@@ -28,4 +29,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with timed_stage("flow"):
+        main()

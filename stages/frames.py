@@ -7,6 +7,7 @@ import argparse
 from vad.config import Section, load_params
 from vad.datasets import open_dataset
 from vad.frame_cache import COLORS, write_frame_cache
+from vad.timing import timed_stage
 
 
 def main() -> None:
@@ -34,4 +35,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with timed_stage("frames"):
+        main()

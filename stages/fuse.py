@@ -1,29 +1,37 @@
-"""Stage `fuse`: eq. 18 late fusion of the appearance and motion energies (no retraining)."""
+"""Stage `fuse`: late fusion of named score sets (`fuse.models`; GMFC-VAE's eq. 18), no
+retraining. A fused model whose parts are not all scored is skipped, with a note."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from vad.cache import atomic_directory
 from vad.config import Section, load_params
-from vad.fusion import NORMALIZATIONS, fuse
+from vad.fusion import NORMALIZATIONS, fuse, fused_models
+from vad.methods.registry import method_names
 from vad.scores import read_scores, write_scores
+from vad.timing import timed_stage
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--appearance", required=True)
-    parser.add_argument("--motion", required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--scores", required=True, help="folder of the methods' score files")
+    parser.add_argument("--out", required=True, help="output folder, one file per fused model")
     args = parser.parse_args()
     section = Section(load_params(), "fuse")
-    fused = fuse(
-        read_scores(args.appearance),
-        read_scores(args.motion),
-        alpha=section.float("alpha"),
-        beta=section.float("beta"),
-        normalize=section.str("normalize", list(NORMALIZATIONS)),
-    )
-    write_scores(args.out, fused)
+    models = fused_models(section, method_names())
+    normalize = section.str("normalize", list(NORMALIZATIONS))
+    scores = Path(args.scores)
+    with timed_stage("fuse"), atomic_directory(args.out) as tmp:
+        for name, weights in models.items():
+            missing = [part for part in weights if not (scores / f"{part}.h5").is_file()]
+            if missing:
+                print(f"fuse: {name} skipped: no scores of {', '.join(missing)} (not in methods?)")
+                continue
+            parts = {part: read_scores(scores / f"{part}.h5", part) for part in weights}
+            write_scores(tmp / f"{name}.h5", fuse(name, parts, weights, normalize))
+            print(f"fuse: {name} = " + " + ".join(f"{w:g}·{p}" for p, w in weights.items()))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import numpy as np
 
 from vad.cache import iter_videos, video_key
 from vad.frame_cache import load_frames
+from vad.timing import timed_stage
 from vad.viz import flow_to_rgb, save_image_row
 
 
@@ -48,4 +49,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with timed_stage("motion_figures"):
+        main()

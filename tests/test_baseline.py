@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vad.models.baseline import BaselineModel, difference_energy, frame_scores
+from vad.methods.baseline.energy import BaselineModel, difference_energy, frame_scores
 
 
 def test_difference_energy_per_cell():

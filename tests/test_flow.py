@@ -11,6 +11,14 @@ import h5py
 import numpy as np
 import pytest
 
+from vad.bench.flow_timing import (
+    end_point_difference,
+    time_flow_methods,
+    time_parallel_vs_sequential,
+)
+from vad.cache import DIGEST, INPUT_DIGEST, array_digest, video_digests
+from vad.datasets.synthetic import open_synthetic
+from vad.frame_cache import write_frame_cache
 from vad.motion import flow_runner
 from vad.motion.flow import (
     check_finite,
@@ -20,12 +28,7 @@ from vad.motion.flow import (
     prepare_rgb_frames,
     video_flows,
 )
-from vad.motion.flow_runner import (
-    end_point_difference,
-    run_flow_stage,
-    time_flow_methods,
-    time_parallel_vs_sequential,
-)
+from vad.motion.flow_runner import run_flow_stage
 
 SHIFT = (2, 1)  # (dx, dy) in pixels: content moves right by 2 and down by 1
 TOLERANCE = 0.3  # px, on the median displacement over the interior
@@ -203,6 +206,20 @@ SIZE = (40, 28)  # (width, height): frames are brought from 48×32 to 40×28
 STAGE_TVL1 = {"scales_number": 2, "warpings_number": 2, "outer_iterations": 3}
 
 
+def store_frames(f: h5py.File, key: str, frames: np.ndarray) -> None:
+    """Put (or replace) one video's frames and their digest in an open frames.h5."""
+    if key in f:
+        del f[key]
+    f.create_group(key).create_dataset("frames", data=frames)
+    f[key].attrs[DIGEST] = array_digest(frames)
+
+
+def texture_frames(seed: int, shift: tuple[int, int]) -> np.ndarray:
+    """5 RGB frames × 32×48 of one texture translating by `shift`."""
+    gray = translated_video(5, 32, 48, shift, seed)
+    return np.repeat(gray[..., None], 3, -1)
+
+
 @pytest.fixture
 def frames_h5(tmp_path):
     """A tiny frames.h5: 3 videos × 5 RGB frames × 32×48, each a translating texture."""
@@ -210,14 +227,36 @@ def frames_h5(tmp_path):
     with h5py.File(path, "w") as f:
         f.attrs["settings"] = json.dumps({"source": "synthetic"})
         for key, (seed, shift) in VIDEOS.items():
-            gray = translated_video(5, 32, 48, shift, seed)
-            f.create_group(key).create_dataset("frames", data=np.repeat(gray[..., None], 3, -1))
+            store_frames(f, key, texture_frames(seed, shift))
     return path
 
 
-def read_flows(path) -> dict[str, np.ndarray]:
+def read_flows(path, keys=VIDEOS) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
-        return {key: f[key]["flow"][()] for key in VIDEOS}
+        return {key: f[key]["flow"][()] for key in keys}
+
+
+REAL_COMPUTE = flow_runner.compute_video_flow
+
+
+def interrupt_after(monkeypatch, videos: int) -> list[str]:
+    """Make the flow stage compute `videos` videos, then fail as Ctrl-C would; returns the keys
+    computed (the list keeps growing if the spy is left in place for the next run)."""
+    computed: list[str] = []
+
+    def compute(frames_path, key, *args, **kwargs):
+        if len(computed) >= videos:
+            raise KeyboardInterrupt
+        computed.append(key)
+        return REAL_COMPUTE(frames_path, key, *args, **kwargs)
+
+    monkeypatch.setattr(flow_runner, "compute_video_flow", compute)
+    return computed
+
+
+def spy_on_compute(monkeypatch) -> list[str]:
+    """Record the keys the flow stage computes (and let it compute them)."""
+    return interrupt_after(monkeypatch, videos=10**9)
 
 
 def test_stage_writes_every_video_with_its_layout_and_provenance(frames_h5, tmp_path):
@@ -231,6 +270,8 @@ def test_stage_writes_every_video_with_its_layout_and_provenance(frames_h5, tmp_
             assert flow.shape == (4, 28, 40, 2) and flow.dtype == np.float16
             assert flow.chunks[0] == 1
             assert (f[key].attrs["split"], f[key].attrs["name"]) == tuple(key.split("/"))
+            assert f[key].attrs[DIGEST] == array_digest(flow[()])
+            assert f[key].attrs[INPUT_DIGEST] == video_digests(frames_h5)[key]
             scale = np.array([40 / 48, 28 / 32])  # flow is in pixels of the resized frames
             median = np.median(flow[:, 8:-8, 8:-8].astype(np.float32).reshape(-1, 2), axis=0)
             np.testing.assert_allclose(median, np.array(shift) * scale, atol=TOLERANCE)
@@ -279,6 +320,82 @@ def test_interrupted_run_resumes_without_recomputing_finished_videos(
     for key in VIDEOS:
         np.testing.assert_array_equal(resumed[key], reference[key])
     assert not (tmp_path / "flow.h5.partial").exists()
+
+
+STAGE_DIS = {"preset": "ultrafast"}
+TINY_SCENE = dict(width=64, height=48, train_videos=1, test_videos=2, frames_per_video=4)
+
+
+def test_resume_after_the_frames_content_changed_equals_a_clean_run(tmp_path, monkeypatch):
+    """The hostile case: interrupted flow, frames re-extracted from another synthetic seed (same
+    shapes, same frames settings attr), resumed flow: nothing computed from the old frames stays."""
+    frames, truth = tmp_path / "frames.h5", tmp_path / "gt.h5"
+    write_frame_cache(open_synthetic(**TINY_SCENE, seed=0), frames, truth, progress=False)
+    old_flows = read_flows(
+        run_flow_stage(frames, tmp_path / "old.h5", "tvl1", STAGE_TVL1, SIZE, 1, False),
+        video_digests(frames),
+    )
+    out = tmp_path / "flow.h5"
+    computed = interrupt_after(monkeypatch, videos=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_flow_stage(frames, out, "tvl1", STAGE_TVL1, SIZE, 1, False)
+    assert computed == ["train/train_00"] and not out.exists()
+    with h5py.File(frames, "r") as f:
+        frames_settings = f.attrs["settings"]
+
+    write_frame_cache(open_synthetic(**TINY_SCENE, seed=1), frames, truth, progress=False)
+    with h5py.File(frames, "r") as f:
+        assert f.attrs["settings"] == frames_settings  # only the content tells them apart
+    computed = spy_on_compute(monkeypatch)
+    run_flow_stage(frames, out, "tvl1", STAGE_TVL1, SIZE, 1, False)
+    assert sorted(computed) == sorted(video_digests(frames))  # every video redone
+
+    monkeypatch.undo()
+    clean = run_flow_stage(frames, tmp_path / "clean.h5", "tvl1", STAGE_TVL1, SIZE, 1, False)
+    resumed, expected = read_flows(out, old_flows), read_flows(clean, old_flows)
+    for key in old_flows:
+        np.testing.assert_array_equal(resumed[key], expected[key])
+    assert not np.array_equal(resumed["train/train_00"], old_flows["train/train_00"])
+    assert video_digests(out) == video_digests(clean)
+
+
+def test_resume_redoes_only_the_videos_whose_frames_changed(frames_h5, tmp_path, monkeypatch):
+    out = tmp_path / "flow.h5"
+    done = interrupt_after(monkeypatch, videos=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_flow_stage(frames_h5, out, "dis", STAGE_DIS, SIZE, 1, False)
+    assert done == ["train/01", "train/02"]
+    with h5py.File(frames_h5, "a") as f:  # train/01 gets new pixels, same shape
+        store_frames(f, "train/01", texture_frames(7, (1, 1)))
+
+    computed = spy_on_compute(monkeypatch)
+    run_flow_stage(frames_h5, out, "dis", STAGE_DIS, SIZE, 1, False)
+    assert sorted(computed) == ["test/01", "train/01"]  # train/02 is reused, unchanged
+    monkeypatch.undo()
+    clean = run_flow_stage(frames_h5, tmp_path / "clean.h5", "dis", STAGE_DIS, SIZE, 1, False)
+    resumed, expected = read_flows(out), read_flows(clean)
+    for key in VIDEOS:
+        np.testing.assert_array_equal(resumed[key], expected[key])
+
+
+def test_resume_drops_a_video_the_frames_no_longer_have(frames_h5, tmp_path, monkeypatch):
+    out = tmp_path / "flow.h5"
+    interrupt_after(monkeypatch, videos=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_flow_stage(frames_h5, out, "dis", STAGE_DIS, SIZE, 1, False)
+    with h5py.File(frames_h5, "a") as f:
+        del f["train/02"]
+    monkeypatch.undo()
+    run_flow_stage(frames_h5, out, "dis", STAGE_DIS, SIZE, 1, False)
+    assert set(video_digests(out)) == {"train/01", "test/01"}
+
+
+def test_frames_without_digests_fail_and_say_to_rerun_the_frames_stage(frames_h5, tmp_path):
+    with h5py.File(frames_h5, "a") as f:  # a frame cache from before digests existed
+        del f["train/02"].attrs[DIGEST]
+    with pytest.raises(ValueError, match=r"frames\.h5: video 'train/02'.*dvc repro -f frames"):
+        run_flow_stage(frames_h5, tmp_path / "flow.h5", "dis", STAGE_DIS, SIZE, 1, False)
+    assert not (tmp_path / "flow.h5").exists()
 
 
 def test_changed_settings_do_not_resume_an_old_partial(frames_h5, tmp_path, monkeypatch):
@@ -366,9 +483,8 @@ def test_flownet2_runs_in_process_in_aligned_batches(frames_h5, tmp_path, monkey
         sys.modules, "vad.motion.flownet2", types.SimpleNamespace(FlowNet2Estimator=FakeFlowNet2)
     )
     with h5py.File(frames_h5, "a") as f:  # frame t of train/01 is flat gray 10 * t
-        del f["train/01/frames"]
         levels = np.arange(0, 50, 10, dtype=np.uint8)[:, None, None, None]
-        f["train/01"].create_dataset("frames", data=np.broadcast_to(levels, (5, 32, 48, 3)))
+        store_frames(f, "train/01", np.broadcast_to(levels, (5, 32, 48, 3)))
     options = {"checkpoint": "fake.pth", "batch_size": 3}
     out = run_flow_stage(frames_h5, tmp_path / "flow.h5", "flownet2", options, SIZE, 2, False)
     assert [shape[0] for shape in calls] == [3, 1] * 3

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 
+from vad.cache import DIGEST, array_digest, cache_digest, combine_digests, video_digests
 from vad.datasets.base import Dataset, DatasetError, GroundTruth, Video
 from vad.datasets.synthetic import open_synthetic
 from vad.frame_cache import (
@@ -44,6 +46,38 @@ def test_ground_truth_cache(tmp_path):
         np.testing.assert_array_equal(
             load_masks(tmp_path / "gt.h5", video.name), truth.load_masks()
         )
+
+
+@pytest.mark.parametrize("color", ["gray", "rgb"])
+def test_every_video_records_the_digest_of_its_stored_frames(tmp_path, color):
+    dataset = open_synthetic(**TINY)
+    frames, truth = tmp_path / "f.h5", tmp_path / "gt.h5"
+    write_frame_cache(dataset, frames, truth, color=color, size=(48, 32), progress=False)
+    digests = video_digests(frames)
+    assert list(digests) == video_keys(frames)
+    for key, digest in digests.items():
+        assert digest == array_digest(load_frames(frames, key))
+    with h5py.File(truth, "r") as f:
+        for video in dataset.test:
+            group = f[f"test/{video.name}"]
+            parts = {"labels": group["labels"][()], "masks": group["masks"][()]}
+            expected = combine_digests({name: array_digest(data) for name, data in parts.items()})
+            assert group.attrs[DIGEST] == expected
+
+
+def test_frame_digests_follow_the_content_not_the_settings(tmp_path):
+    """Another seed: same shapes and settings attr, other pixels, so other digests."""
+    write_frame_cache(open_synthetic(**TINY), tmp_path / "a.h5", tmp_path / "ga.h5", progress=False)
+    write_frame_cache(open_synthetic(**TINY), tmp_path / "b.h5", tmp_path / "gb.h5", progress=False)
+    reseeded = open_synthetic(**TINY, seed=1)
+    write_frame_cache(reseeded, tmp_path / "c.h5", tmp_path / "gc.h5", progress=False)
+    with h5py.File(tmp_path / "a.h5", "r") as a, h5py.File(tmp_path / "c.h5", "r") as c:
+        assert a.attrs["settings"] == c.attrs["settings"]
+        assert a["test/test_00/frames"].shape == c["test/test_00/frames"].shape
+    assert cache_digest(tmp_path / "a.h5") == cache_digest(tmp_path / "b.h5")
+    assert cache_digest(tmp_path / "a.h5") != cache_digest(tmp_path / "c.h5")
+    first, reseeded_digests = video_digests(tmp_path / "a.h5"), video_digests(tmp_path / "c.h5")
+    assert all(first[key] != reseeded_digests[key] for key in first)
 
 
 def test_a_failing_video_leaves_no_cache(tmp_path):

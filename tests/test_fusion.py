@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vad.fusion import fuse
-from vad.scores import ScoreSet, VideoScores, read_scores, write_scores
+from vad.config import ConfigError, Section
+from vad.fusion import fuse, fused_models
+from vad.scores import ScoreSet, VideoScores, read_score_attrs, read_scores, write_scores
 
 
 def _scores(model, train_maps, test_maps):
@@ -14,11 +15,19 @@ def _scores(model, train_maps, test_maps):
     return ScoreSet(model, test={"t": video(test_maps)}, train={"a": video(train_maps)})
 
 
+def _frames_only(model, train, test):
+    return ScoreSet(
+        model,
+        test={"t": VideoScores(np.asarray(test))},
+        train={"a": VideoScores(np.asarray(train))},
+    )
+
+
 def test_fusion_is_eq18_on_standardized_patch_energies():
     rng = np.random.default_rng(0)
     app = _scores("rgb", rng.normal(100, 10, (20, 2, 3)), rng.normal(100, 10, (5, 2, 3)))
     mot = _scores("dyn", rng.normal(-3, 0.5, (20, 2, 3)), rng.normal(-3, 0.5, (5, 2, 3)))
-    fused = fuse(app, mot, alpha=0.25, beta=0.75)
+    fused = fuse("both", {"rgb": app, "dyn": mot}, {"rgb": 0.25, "dyn": 0.75})
     ta, tm = app.train["a"].score_maps, mot.train["a"].score_maps
     expected = (
         0.25 * (app.test["t"].score_maps - ta.mean()) / ta.std()
@@ -26,25 +35,71 @@ def test_fusion_is_eq18_on_standardized_patch_energies():
     )
     np.testing.assert_allclose(fused.test["t"].score_maps, expected)
     np.testing.assert_allclose(fused.test["t"].frame_scores, expected.reshape(5, -1).max(1))
-    only_motion = fuse(app, mot, alpha=0.0, beta=1.0, normalize="none")
+    assert fused.model == "both"
+    assert fused.attrs == {
+        "parts": ["rgb", "dyn"],
+        "weights": [0.25, 0.75],
+        "normalize": "zscore",
+        "level": "map",
+    }
+    only_motion = fuse("m", {"rgb": app, "dyn": mot}, {"rgb": 0.0, "dyn": 1.0}, normalize="none")
     np.testing.assert_allclose(only_motion.test["t"].score_maps, mot.test["t"].score_maps)
+
+
+def test_three_parts_with_other_grids_fuse_frame_scores():
+    """Maps of different shapes cannot be added cell by cell: the frame scores are fused, each
+    standardised with its training frame statistics."""
+    a = _scores("a", np.arange(8.0).reshape(2, 2, 2), np.ones((2, 2, 2)))
+    b = _scores("b", np.arange(6.0).reshape(2, 1, 3), np.full((2, 1, 3), 4.0))
+    c = _frames_only("c", [1.0, 3.0], [2.0, 5.0])
+    fused = fuse("abc", {"a": a, "b": b, "c": c}, {"a": 1.0, "b": 2.0, "c": 0.5})
+    assert fused.attrs["level"] == "frame" and fused.test["t"].score_maps is None
+
+    def z(scores, values):
+        train = scores.train["a"].frame_scores
+        return (np.asarray(values) - train.mean()) / train.std()
+
+    expected = 1.0 * z(a, [1, 1]) + 2.0 * z(b, [4, 4]) + 0.5 * z(c, [2, 5])
+    np.testing.assert_allclose(fused.test["t"].frame_scores, expected)
+    assert set(fused.train) == {"a"}
 
 
 def test_fusion_errors():
     a = _scores("rgb", np.zeros((2, 1, 1)), np.zeros((2, 1, 1)))
     b = _scores("dyn", np.zeros((2, 1, 1)), np.zeros((3, 1, 1)))
     with pytest.raises(ValueError, match="video t"):
-        fuse(a, b, 0.5, 0.5)
+        fuse("x", {"rgb": a, "dyn": b}, {"rgb": 0.5, "dyn": 0.5})
     with pytest.raises(ValueError, match="normalize"):
-        fuse(a, a, 0.5, 0.5, normalize="rank")
+        fuse("x", {"rgb": a}, {"rgb": 1.0}, normalize="rank")
+    other = ScoreSet("dyn", test={"u": a.test["t"]}, train=a.train)
+    with pytest.raises(ValueError, match="different test videos"):
+        fuse("x", {"rgb": a, "dyn": other}, {"rgb": 0.5, "dyn": 0.5})
+
+
+def test_fused_models_from_params_resolve_named_weights():
+    params = {"fuse": {"alpha": 0.3, "beta": 0.7, "models": {"g": {"m1": "alpha", "m2": 2}}}}
+    assert fused_models(Section(params, "fuse"), ["m1", "m2"]) == {"g": {"m1": 0.3, "m2": 2.0}}
+    bad = [
+        ({"g": {"m3": 1}}, "unknown part 'm3'"),
+        ({"m1": {"m2": 1}}, "name of a method"),
+        ({"g": {}}, "must map parts"),
+        ({"g": {"m1": "gamma"}}, "fuse.gamma"),
+        ({"g": {"m1": [1]}}, "weight must be a number"),
+    ]
+    for models, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            fused_models(Section({"fuse": {"alpha": 1, "models": models}}, "fuse"), ["m1", "m2"])
 
 
 def test_score_file_round_trip(tmp_path):
     maps = np.arange(12, dtype=np.float32).reshape(2, 2, 3)
     scores = _scores("m", maps, maps)
+    scores.attrs = {"parts": ["p", "q"]}
     write_scores(tmp_path / "m.h5", scores)
     back = read_scores(tmp_path / "m.h5")
     np.testing.assert_array_equal(back.test["t"].score_maps, maps)
+    assert back.model == "m" and back.attrs == {"parts": ["p", "q"]}
+    assert read_score_attrs(tmp_path / "m.h5") == {"model": "m", "parts": ["p", "q"]}
     assert back.train_statistics() == pytest.approx((8.0, 3.0))  # frame maxima 5 and 11
     with pytest.raises(FileNotFoundError, match="score stage"):
         read_scores(tmp_path / "missing.h5")

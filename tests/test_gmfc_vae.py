@@ -11,8 +11,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture
 
-from vad.models import get_model_class
-from vad.models.gmfc_vae import GMFCVAE
+from vad.methods.gmfc_vae.model import GMFCVAE
 
 torch.set_num_threads(2)
 
@@ -84,9 +83,6 @@ def test_encode_decode_shapes_and_encode_mean() -> None:
     assert mean.shape == log_var.shape == (5, 64)
     assert torch.equal(model.encode_mean(x), mean)
     assert model.decode(torch.randn(2, 5, 64)).shape == (2, 5, 3, 28, 28)
-    assert get_model_class("gmfc_vae") is GMFCVAE
-    with pytest.raises(KeyError, match="unknown model"):
-        get_model_class("nope")
 
 
 def explicit_negative_elbo(

@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 
 from vad.cache import chunked_dataset, video_key, write_h5
-from vad.patches import (
+from vad.methods.gmfc_vae.patches import (
     PatchSettings,
     extract_training_patches,
-    moving_counts,
-    moving_pixels,
     patch_grid,
     sample_locations,
     scoring_grid,
 )
+from vad.motion.frame_difference import moving_counts, moving_pixels
 
 
 def test_paper_grids_at_420x280():
@@ -62,7 +61,7 @@ def test_sampling_keeps_only_moving_patches(tmp_path):
     assert len(locations) > 0 and (locations[:, 0] == 0).all()  # the still video gives none
     assert (locations[:, 2] <= 2).all() and (locations[:, 3] <= 2).all()
     patches = extract_training_patches(
-        "rgb", tmp_path / "frames.h5", "", keys, locations, settings, progress=False
+        "rgb", tmp_path / "frames.h5", None, keys, locations, settings, progress=False
     )
     assert patches.shape == (len(locations), 28, 28, 3) and patches.dtype == np.uint8
     _, t, r, c = locations[0]

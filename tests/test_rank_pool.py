@@ -9,7 +9,7 @@ import pytest
 from scipy.optimize import minimize
 from sklearn.svm import LinearSVC
 
-from vad.motion.bench_rank import benchmark_rank_svm
+from vad.bench.rank_svm import benchmark_rank_svm
 from vad.motion.rank_pool import (
     approx_rank_pool_coefficients,
     mean_to_flow_coefficients,

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from vad.cache import chunked_dataset, video_key, write_h5
-from vad.models.gmfc_vae import GMFCVAE
-from vad.score import mode_energy, score_stream
+from vad.methods.gmfc_vae.model import GMFCVAE
+from vad.methods.gmfc_vae.score import mode_energy, score_stream
 
 SIZE = (56, 28)  # a 2×1 grid of 28×28 patches
 
@@ -51,7 +51,8 @@ def test_static_patches_rule(frames_file, rule):
         static_patches=rule,
         progress=False,
     )
-    result = score_stream(m, "rgb", frames_file, "", **kwargs)
+    result = score_stream(m, "gmfc_vae_rgb", "rgb", frames_file, None, **kwargs)
+    assert result.model == "gmfc_vae_rgb"
     maps = result.test["b"].score_maps
     assert maps.shape == (6, 1, 2)
     assert result.train["a"].score_maps.shape == (3, 1, 2)
@@ -68,9 +69,10 @@ def test_unknown_rule(frames_file):
     with pytest.raises(ValueError, match="static_patches"):
         score_stream(
             model(),
+            "gmfc_vae_rgb",
             "rgb",
             frames_file,
-            "",
+            None,
             SIZE,
             28,
             1,

@@ -11,18 +11,16 @@ import pytest
 import torch
 from sklearn.mixture import GaussianMixture
 
-import vad.train as train_module
-from vad.models.gmfc_vae import GMFCVAE
-from vad.train import (
+import vad.methods.gmfc_vae.train as train_module
+from vad.methods.gmfc_vae.model import GMFCVAE
+from vad.methods.gmfc_vae.score import energies
+from vad.methods.gmfc_vae.train import (
     CHECKPOINT_NAME,
     GmfcTrainSettings,
-    energies,
-    epoch_order,
     load_model,
     load_model_extra,
     make_optimizer,
     reinitialise_collapsed_components,
-    resolve_device,
     save_model,
     train_gmfc_vae,
 )
@@ -110,7 +108,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path: Path, monke
 
 def test_checkpoint_with_other_settings_starts_fresh(tmp_path: Path, caplog) -> None:
     run(tmp_path / "work", epochs=1, seed=0)
-    with caplog.at_level(logging.WARNING, logger="vad.train"):
+    with caplog.at_level(logging.WARNING, logger="vad.methods.gmfc_vae.train"):
         model, history = run(tmp_path / "work", epochs=1, seed=1)
     assert "starting fresh" in caplog.text
     fresh, fresh_history = run(tmp_path / "fresh", epochs=1, seed=1)
@@ -118,7 +116,7 @@ def test_checkpoint_with_other_settings_starts_fresh(tmp_path: Path, caplog) -> 
     assert len(history["vade"]["loss"]) == 1
     # different data is "other settings" too
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="vad.train"):
+    with caplog.at_level(logging.WARNING, logger="vad.methods.gmfc_vae.train"):
         train_gmfc_vae(PATCHES[:60], settings(epochs=1, seed=1), tmp_path / "work", "cpu", False)
     assert "starting fresh" in caplog.text
 
@@ -248,15 +246,6 @@ def test_input_validation_and_helpers() -> None:
         energies(GMFCVAE(2), PATCHES[:, :20], device="cpu")
     with pytest.raises(ValueError, match="batch_size"):
         GmfcTrainSettings(batch_size=0)
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA"):
-            resolve_device("cuda")
-    first = epoch_order(0, "vade", 0, 50)
-    assert np.array_equal(np.sort(first), np.arange(50))
-    assert np.array_equal(first, epoch_order(0, "vade", 0, 50))
-    assert not np.array_equal(first, epoch_order(0, "vade", 1, 50))
-    assert not np.array_equal(first, epoch_order(0, "pretrain", 0, 50))
 
 
 def test_log_var_head_reset_keeps_the_first_vade_kl_small(tmp_path: Path) -> None:

@@ -1,18 +1,29 @@
-"""HDF5 caches: one group per video, provenance in attrs, atomic writes, per-video resume.
+"""HDF5 caches: one group per video, provenance in attrs, content digests, atomic writes,
+per-video resume.
 
 Layout shared by every cache: a group `<split>/<video name>` per video (train and test clips
 may share names, as Ped2's do), file attrs with the stage's settings as JSON.
+
+Content digests: a video group's attr `digest` (DIGEST) is the digest of its own content, and a
+group computed from another cache's video records that video's digest as `input_digest`
+(INPUT_DIGEST). A digest is the 16-byte BLAKE2b, as 32 hex characters, of an array's dtype,
+shape and bytes (`array_digest`, or `IncrementalDigest` fed frame by frame). `cache_digest`
+combines a file's per-video digests into one digest of the whole cache.
+
 A cache is written to `<path>.partial` and renamed only when complete, so an interrupted stage
-never leaves a file that looks valid. Stages that work video by video keep the partial file
-between runs and skip videos already marked complete, as long as the settings fingerprint
-stored in the partial file still matches.
+never leaves a file that looks valid. Stages that work video by video (`ResumableCache`) keep
+the partial file between runs. The partial is discarded when the stage's settings fingerprint
+changed; otherwise a video is kept only if it is complete and was computed from an input with
+the same content digest as now, and recomputed if not.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +31,11 @@ import h5py
 import numpy as np
 
 COMPLETE = "complete"
+DIGEST = "digest"  # group attr: digest of the video's own content
+INPUT_DIGEST = "input_digest"  # group attr: digest of the input video it was computed from
+DIGEST_BYTES = 16
+
+SPLITS = ("train", "test")
 
 
 def video_key(split: str, name: str) -> str:
@@ -28,6 +44,137 @@ def video_key(split: str, name: str) -> str:
 
 def settings_fingerprint(settings: dict) -> str:
     return json.dumps(settings, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------------------------------
+# Content digests
+
+
+def _array_hash(dtype: np.dtype, shape: tuple[int, ...]) -> hashlib.blake2b:
+    """A BLAKE2b already fed the header (dtype and shape) of an array's digest."""
+    header = json.dumps([np.dtype(dtype).str, [int(n) for n in shape]])
+    hasher = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    hasher.update(header.encode())
+    return hasher
+
+
+def _contiguous_bytes(array: np.ndarray) -> memoryview:
+    return memoryview(np.ascontiguousarray(array)).cast("B")
+
+
+class IncrementalDigest:
+    """The digest of a `shape` array of `dtype`, fed in order along its first axis.
+
+    `update` takes one row (shape[1:]) or a block of rows at a time; `hexdigest` equals
+    `array_digest` of the whole array, and fails unless exactly shape[0] rows were fed.
+    """
+
+    def __init__(self, dtype: np.dtype | type, shape: tuple[int, ...]):
+        if len(shape) == 0:
+            raise ValueError("an incremental digest needs an array of at least one axis")
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(n) for n in shape)
+        self.rows = 0
+        self._hash = _array_hash(self.dtype, self.shape)
+
+    def update(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows)
+        if rows.dtype != self.dtype:
+            raise ValueError(f"digest of {self.dtype} data was fed {rows.dtype}")
+        if rows.shape == self.shape[1:]:
+            count = 1
+        elif rows.shape[1:] == self.shape[1:] and rows.ndim == len(self.shape):
+            count = rows.shape[0]
+        else:
+            raise ValueError(f"digest of a {self.shape} array was fed rows of shape {rows.shape}")
+        if self.rows + count > self.shape[0]:
+            raise ValueError(
+                f"digest of a {self.shape} array was fed more than {self.shape[0]} rows"
+            )
+        self._hash.update(_contiguous_bytes(rows))
+        self.rows += count
+
+    def hexdigest(self) -> str:
+        if self.rows != self.shape[0]:
+            raise ValueError(
+                f"digest of a {self.shape} array was fed {self.rows} of {self.shape[0]} rows"
+            )
+        return self._hash.hexdigest()
+
+
+def array_digest(array: np.ndarray) -> str:
+    """The content digest of `array`: BLAKE2b-128 hex of its dtype, shape and C-order bytes."""
+    array = np.asarray(array)
+    hasher = _array_hash(array.dtype, array.shape)
+    hasher.update(_contiguous_bytes(array))
+    return hasher.hexdigest()
+
+
+def combine_digests(digests: Mapping[str, str]) -> str:
+    """One digest of named digests: BLAKE2b-128 hex of the JSON list [[name, digest], ...]
+    sorted by name (so it does not depend on the order they were given in)."""
+    items = sorted((str(name), str(digest)) for name, digest in digests.items())
+    hasher = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    hasher.update(json.dumps(items).encode())
+    return hasher.hexdigest()
+
+
+class MissingDigestError(ValueError):
+    """A video group of a cache has no `digest` attr (the cache predates content digests)."""
+
+    def __init__(self, path: str | Path, key: str):
+        super().__init__(
+            f"{path}: video '{key}' has no content digest (attr '{DIGEST}'); "
+            "the file was written before caches recorded digests"
+        )
+        self.path = str(path)
+        self.key = key
+
+
+@contextmanager
+def _opened(source: str | Path | h5py.File) -> Iterator[h5py.File]:
+    """`source` itself if it is an open file, else the file at that path opened read-only."""
+    if isinstance(source, h5py.File):
+        yield source
+    else:
+        with h5py.File(source, "r") as f:
+            yield f
+
+
+def video_digests(source: str | Path | h5py.File) -> dict[str, str]:
+    """The `digest` attr of every `<split>/<name>` video group, by key; `MissingDigestError`
+    (naming the file and the video) if one has none."""
+    with _opened(source) as f:
+        digests = {}
+        for split, name, group in iter_videos(f):
+            key = video_key(split, name)
+            if DIGEST not in group.attrs:
+                raise MissingDigestError(f.filename, key)
+            digests[key] = str(group.attrs[DIGEST])
+        return digests
+
+
+def cache_digest(source: str | Path | h5py.File, keys: Iterable[str] | None = None) -> str:
+    """The content digest of a whole cache: `combine_digests` of its videos' digests by key.
+
+    Reads attrs only, so it is cheap. It depends on the videos' keys and content alone: not on
+    the order they were written in, the file's settings attrs, chunking or compression; it
+    changes when any video's content changes, or one is added, removed or renamed. With `keys`,
+    only those videos count (a KeyError names any the file lacks).
+    """
+    with _opened(source) as f:
+        digests = video_digests(f)
+        if keys is not None:
+            keys = list(keys)
+            missing = [key for key in keys if key not in digests]
+            if missing:
+                raise KeyError(f"{f.filename}: no video(s) {', '.join(map(repr, missing))}")
+            digests = {key: digests[key] for key in keys}
+    return combine_digests(digests)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
 
 
 @contextmanager
@@ -45,6 +192,30 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
 
 
 @contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; it replaces `path` (and whatever was
+    there) only if the block succeeds, so a failed run leaves the old folder or none."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(path.name + f".old{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+@contextmanager
 def write_h5(path: str | Path, settings: dict | None = None) -> Iterator[h5py.File]:
     """Open a new HDF5 file for writing that appears at `path` only once closed successfully."""
     with atomic_output(path) as tmp:
@@ -55,11 +226,16 @@ def write_h5(path: str | Path, settings: dict | None = None) -> Iterator[h5py.Fi
 
 
 class ResumableCache:
-    """A per-video HDF5 cache that survives interruption.
+    """A per-video HDF5 cache that survives interruption and resumes by input content.
 
-    Use: `with ResumableCache(path, settings) as cache:` then `cache.is_done(key)`,
-    `group = cache.start(key)` ... `cache.finish(key)`; on leaving the block without error
-    `cache.commit()` renames the partial file onto `path`.
+    Use: `with ResumableCache(path, settings) as cache:`, `cache.retain(keys)` (the videos the
+    input has now), then per video: unless `cache.is_done(key, input_digest)`,
+    `group = cache.start(key)` ... `cache.finish(key, digest=..., input_digest=...)`. Leaving
+    the block without error renames the partial file onto `path`.
+
+    `settings` is what applies to every video (method, options, size); a change discards the
+    whole partial. It must not hold input paths or shapes: the input's content is checked per
+    video, through the `input_digest` each finished video records.
     """
 
     def __init__(self, path: str | Path, settings: dict):
@@ -86,20 +262,39 @@ class ResumableCache:
             self.file.attrs["settings"] = self.fingerprint
         return self
 
-    def is_done(self, key: str) -> bool:
+    def retain(self, keys: Iterable[str]) -> None:
+        """Drop every video group not in `keys` (a video an earlier input had, this one not)."""
         assert self.file is not None
-        return key in self.file and bool(self.file[key].attrs.get(COMPLETE, False))
+        wanted = set(keys)
+        for split, name, _ in list(iter_videos(self.file)):
+            if video_key(split, name) not in wanted:
+                del self.file[split][name]
+        for split in SPLITS:
+            if split in self.file and len(self.file[split]) == 0:
+                del self.file[split]
+
+    def is_done(self, key: str, input_digest: str) -> bool:
+        """Whether `key` is complete and was computed from an input of digest `input_digest`."""
+        assert self.file is not None
+        if key not in self.file:
+            return False
+        attrs = self.file[key].attrs
+        return bool(attrs.get(COMPLETE, False)) and attrs.get(INPUT_DIGEST) == input_digest
 
     def start(self, key: str) -> h5py.Group:
-        """A fresh, empty group for `key` (an incomplete one from an earlier run is dropped)."""
+        """A fresh, empty group for `key` (whatever an earlier run left there is dropped)."""
         assert self.file is not None
         if key in self.file:
             del self.file[key]
         return self.file.create_group(key)
 
-    def finish(self, key: str) -> None:
+    def finish(self, key: str, *, digest: str, input_digest: str) -> None:
+        """Mark `key` complete, with the digest of its content and of the input it came from."""
         assert self.file is not None
-        self.file[key].attrs[COMPLETE] = True
+        attrs = self.file[key].attrs
+        attrs[DIGEST] = digest
+        attrs[INPUT_DIGEST] = input_digest
+        attrs[COMPLETE] = True
         self.file.flush()
 
     def commit(self) -> None:
@@ -116,9 +311,13 @@ class ResumableCache:
             os.replace(self.partial, self.path)
 
 
+# ---------------------------------------------------------------------------------------------
+# Reading and layout
+
+
 def iter_videos(f: h5py.File) -> Iterator[tuple[str, str, h5py.Group]]:
     """Yield (split, name, group) for every video group, train first, names sorted."""
-    for split in ("train", "test"):
+    for split in SPLITS:
         if split in f:
             for name in sorted(f[split]):
                 yield split, name, f[split][name]

@@ -1,5 +1,6 @@
-"""The `vad` command for what is not a DVC stage: `info` (dataset summary), `bench`, and
-`experiments` (the paper's Table V and VI runs as queued DVC experiments)."""
+"""The `vad` command for what is not a DVC stage: `info` (dataset summary), `bench`
+(preprocessing throughput), `benchmark` (every enabled method on a real dataset through DVC),
+and `experiments` (the paper's Table V and VI runs as queued DVC experiments)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def info(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
-    from vad.bench import run_motion_benchmark
+    from vad.bench.motion import run_motion_benchmark
 
     report = run_motion_benchmark(
         args.name,
@@ -29,6 +30,12 @@ def bench(args: argparse.Namespace) -> None:
         measure_tvl1_default=args.measure_tvl1_default,
     )
     print(json.dumps(report, indent=2))
+
+
+def benchmark(args: argparse.Namespace) -> None:
+    from vad.bench.pipeline import run_benchmark
+
+    run_benchmark(args.name, args.root, out=args.out)
 
 
 def experiments(args: argparse.Namespace) -> None:
@@ -69,6 +76,16 @@ def main(argv: list[str] | None = None) -> None:
         "(about 40 minutes for Ped2 on 2 cores) instead of extrapolating its time",
     )
     p.set_defaults(run=bench)
+
+    p = commands.add_parser(
+        "benchmark",
+        help="every enabled method on a real dataset at its CPU budget (dvc exp run); "
+        "writes reports/<name>/ and RESULTS.md's table",
+    )
+    p.add_argument("name", choices=DATASET_NAMES)
+    p.add_argument("root", help="the dataset folder")
+    p.add_argument("--out", default=None, help="report folder (default reports/<name>)")
+    p.set_defaults(run=benchmark)
 
     p = commands.add_parser(
         "experiments",

@@ -4,19 +4,36 @@ Frames are stored once, at their original size unless `frames.size` says otherwi
 Every consumer brings them to the size its model needs when it reads them (`load_frames(...,
 size=...)`): flow and GMFC-VAE at 420x280, other models at theirs. One cache serves all models,
 and changing a model's working size re-runs that model's stages only.
+
+Every video group records the content digest of its frames as attr `digest` (`vad.cache`), and
+every ground-truth group that of its labels and masks, so the stages reading them can tell
+changed content from unchanged.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import h5py
 import numpy as np
-from tqdm import tqdm
 
-from vad.cache import chunked_dataset, iter_videos, video_key, write_h5
-from vad.datasets.base import Dataset, Video
+from vad.cache import (
+    DIGEST,
+    IncrementalDigest,
+    array_digest,
+    chunked_dataset,
+    combine_digests,
+    iter_videos,
+    video_key,
+    write_h5,
+)
+from vad.progress import ProgressBar
+from vad.progress import progress as progress_bar
+
+if TYPE_CHECKING:  # type hints only: reading frames needs none of the dataset readers
+    from vad.datasets.base import Dataset, Video
 
 COLORS = ("gray", "rgb")
 
@@ -48,9 +65,10 @@ def convert_color(frame_rgb: np.ndarray, color: str) -> np.ndarray:
 
 
 def write_video(
-    group: h5py.Group, video: Video, color: str, size: tuple[int, int] | None, bar: tqdm
+    group: h5py.Group, video: Video, color: str, size: tuple[int, int] | None, bar: ProgressBar
 ) -> None:
-    """Stream one video's frames into a chunked T×H×W×C dataset, one frame in memory at a time."""
+    """Stream one video's frames into a chunked T×H×W×C dataset, one frame in memory at a time,
+    and record their content digest as the group's attr `digest`."""
     width, height = size if size is not None else (video.width, video.height)
     channels = 1 if color == "gray" else 3
     shape = (video.num_frames, height, width, channels)
@@ -61,9 +79,13 @@ def write_video(
         chunks=(min(8, video.num_frames), height, width, channels),
         compression="lzf",
     )
+    digest = IncrementalDigest(np.uint8, shape)
     for index, frame in enumerate(video.frames()):
-        frames[index] = resize_frames(convert_color(frame, color)[None], size)[0]
+        stored = resize_frames(convert_color(frame, color)[None], size)[0]
+        frames[index] = stored
+        digest.update(stored)
         bar.update(1)
+    group.attrs[DIGEST] = digest.hexdigest()
 
 
 def write_frame_cache(
@@ -81,7 +103,7 @@ def write_frame_cache(
     total = sum(v.num_frames for v in dataset.videos)
     with (
         write_h5(frames_path, settings) as f,
-        tqdm(total=total, desc="frames", unit="frame", disable=not progress) as bar,
+        progress_bar(total=total, desc="frames", unit="frame", disable=not progress) as bar,
     ):
         for video in dataset.videos:
             bar.set_postfix_str(f"{video.split}/{video.name}")
@@ -99,16 +121,22 @@ def write_frame_cache(
 
 
 def write_ground_truth(dataset: Dataset, path: str | Path) -> None:
-    """Labels (T,) and, where they exist, masks (T×H×W at original size) per test video."""
+    """Labels (T,) and, where they exist, masks (T×H×W at original size) per test video; attr
+    `digest` combines the digests of the two (`combine_digests` of {"labels", "masks"})."""
     with write_h5(path, {"dataset": dataset.name}) as f:
         for video in dataset.test:
             truth = dataset.ground_truth.get(video.name)
             if truth is None:
                 continue
             group = f.create_group(video_key("test", video.name))
-            group.create_dataset("labels", data=truth.labels.astype(bool))
+            labels = truth.labels.astype(bool)
+            group.create_dataset("labels", data=labels)
+            parts = {"labels": array_digest(labels)}
             if truth.load_masks is not None:
-                chunked_dataset(group, "masks", truth.load_masks().astype(bool))
+                masks = truth.load_masks().astype(bool)
+                chunked_dataset(group, "masks", masks)
+                parts["masks"] = array_digest(masks)
+            group.attrs[DIGEST] = combine_digests(parts)
 
 
 def load_frames(

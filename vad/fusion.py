@@ -1,58 +1,140 @@
-"""Late fusion of the two GMFC-VAE streams (paper eq. 18): E = alpha·E_app + beta·E_motion.
+"""Late fusion of any number of named score sets, e.g. GMFC-VAE's eq. 18,
+E = alpha·E_app + beta·E_motion, or one method with another.
 
-The raw sample energies of the two streams live on different scales (they are negative
-log-densities in two unrelated 64-D latent spaces), so with `normalize: zscore` each stream's
-patch energies are first standardised with the mean and standard deviation of that stream's
-energies on training frames (normal data only; no test statistic is used). Fusion is done per
-patch, and the frame score is the maximum of the fused map, as for each stream.
+Raw scores of different models live on unrelated scales (GMFC-VAE's energies are negative
+log-densities in two different latent spaces), so with `normalize: zscore` every part is first
+standardised with the mean and standard deviation of its own scores on training videos (normal
+data only; no test statistic is used). Then:
+- when every part has score maps of one shape, the fusion is per map cell (the statistics are
+  those of the training map cells) and the frame score is the maximum of the fused map, as for
+  each part;
+- otherwise (different grids, or a part without maps) the frame scores are fused (statistics of
+  the training frame scores) and the fused set has no maps.
+
+params.yaml, section `fuse`: `models` maps each fused name to its parts and their weights; a
+weight is a number or the name of a number in the section (GMFC-VAE's `alpha` and `beta`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from vad.config import ConfigError, Section
 from vad.scores import ScoreSet, VideoScores
 
 NORMALIZATIONS = ("none", "zscore")
 
 
-def patch_statistics(scores: ScoreSet) -> tuple[float, float]:
-    """Mean and std of all training patch energies of one stream."""
+def fused_models(section: Section, known: list[str]) -> dict[str, dict[str, float]]:
+    """`fuse.models` as {fused name: {part: weight}}, validated (errors name the key)."""
+    models = section.mapping("models")
+    result = {}
+    for name, parts in models.items():
+        where = f"params.yaml: 'fuse.models.{name}'"
+        if name in known:
+            raise ConfigError(f"{where}: a fused model cannot take the name of a method")
+        if not isinstance(parts, dict) or not parts:
+            raise ConfigError(f"{where} must map parts to weights, got {parts!r}")
+        weights = {}
+        for part, weight in parts.items():
+            if part not in known:
+                raise ConfigError(
+                    f"{where}: unknown part {part!r}; known methods: {', '.join(known)}"
+                )
+            if isinstance(weight, str):
+                weight = section.float(weight)
+            elif isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ConfigError(
+                    f"{where}.{part}: weight must be a number or a key, got {weight!r}"
+                )
+            weights[part] = float(weight)
+        result[str(name)] = weights
+    return result
+
+
+def map_statistics(scores: ScoreSet) -> tuple[float, float]:
+    """Mean and std of all training map cells of one score set."""
     if not scores.train:
         raise ValueError(f"{scores.model}: no training scores to normalize with")
     values = np.concatenate([v.score_maps.ravel() for v in scores.train.values()])
     return float(values.mean()), float(max(values.std(), 1e-12))
 
 
+def _same_maps(parts: dict[str, ScoreSet]) -> bool:
+    shapes = {
+        video.score_maps.shape[1:] if video.score_maps is not None else None
+        for scores in parts.values()
+        for video in [*scores.test.values(), *scores.train.values()]
+    }
+    return len(shapes) == 1 and None not in shapes
+
+
 def fuse(
-    appearance: ScoreSet, motion: ScoreSet, alpha: float, beta: float, normalize: str = "zscore"
+    name: str,
+    parts: dict[str, ScoreSet],
+    weights: dict[str, float],
+    normalize: str = "zscore",
 ) -> ScoreSet:
+    """The weighted sum of `parts` (see the module docstring), as the score set `name`."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"fuse normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    if set(appearance.test) != set(motion.test):
+    if set(parts) != set(weights) or not parts:
+        raise ValueError(f"{name}: parts {sorted(parts)} and weights {sorted(weights)} differ")
+    order = list(weights)
+    tests = [set(parts[part].test) for part in order]
+    if any(videos != tests[0] for videos in tests):
         raise ValueError(
-            "appearance and motion scores cover different test videos: "
-            f"{sorted(set(appearance.test) ^ set(motion.test))}"
+            f"{name}: the parts {order} score different test videos: "
+            f"{sorted(set.union(*tests) - set.intersection(*tests))}"
         )
+    on_maps = _same_maps(parts)
     if normalize == "zscore":
-        (mean_a, std_a), (mean_m, std_m) = patch_statistics(appearance), patch_statistics(motion)
+        stats = {
+            part: map_statistics(parts[part]) if on_maps else parts[part].train_statistics()
+            for part in order
+        }
     else:
-        mean_a, std_a, mean_m, std_m = 0.0, 1.0, 0.0, 1.0
+        stats = dict.fromkeys(order, (0.0, 1.0))
 
-    def combine(a: VideoScores, m: VideoScores, name: str) -> VideoScores:
-        if a.score_maps.shape != m.score_maps.shape:
-            raise ValueError(
-                f"video {name}: appearance maps {a.score_maps.shape} and motion "
-                f"maps {m.score_maps.shape} differ"
+    def combine(videos: list[VideoScores], video: str) -> VideoScores:
+        values = [v.score_maps if on_maps else v.frame_scores for v in videos]
+        if len({value.shape for value in values}) != 1:
+            shapes = dict(zip(order, (value.shape for value in values), strict=True))
+            raise ValueError(f"{name}, video {video}: the parts' scores differ in shape {shapes}")
+        total = None
+        for part, value in zip(order, values, strict=True):
+            mean, std = stats[part]
+            term = weights[part] * (value - mean) / std
+            total = term if total is None else total + term
+        if on_maps:
+            return VideoScores(
+                total.reshape(len(total), -1).max(axis=1), total, videos[0].frame_indices
             )
-        fused = alpha * (a.score_maps - mean_a) / std_a + beta * (m.score_maps - mean_m) / std_m
-        return VideoScores(fused.reshape(len(fused), -1).max(axis=1), fused, a.frame_indices)
+        return VideoScores(total, None, videos[0].frame_indices)
 
     result = ScoreSet(
-        model="gmfc_vae", attrs={"alpha": alpha, "beta": beta, "normalize": normalize}
+        model=name,
+        attrs={
+            "parts": order,
+            "weights": [weights[part] for part in order],
+            "normalize": normalize,
+            "level": "map" if on_maps else "frame",
+        },
     )
-    for name in sorted(appearance.test):
-        result.test[name] = combine(appearance.test[name], motion.test[name], name)
-    for name in sorted(set(appearance.train) & set(motion.train)):
-        result.train[name] = combine(appearance.train[name], motion.train[name], name)
+    for video in sorted(tests[0]):
+        result.test[video] = combine([parts[part].test[video] for part in order], video)
+    for video in sorted(set.intersection(*(set(parts[part].train) for part in order))):
+        train = [parts[part].train[video] for part in order]
+        if on_maps or all(
+            np.array_equal(_indices(t), _indices(train[0])) for t in train
+        ):  # frame fusion needs the same training frames in every part
+            result.train[video] = combine(train, video)
     return result
+
+
+def _indices(video: VideoScores) -> np.ndarray:
+    return (
+        video.frame_indices
+        if video.frame_indices is not None
+        else np.arange(len(video.frame_scores))
+    )

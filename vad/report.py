@@ -1,4 +1,5 @@
-"""The `evaluate` stage's work: metrics, ROC plot data and figures for every scored model."""
+"""The `evaluate` stage's work: metrics, ROC plot data, figures and the summary table for every
+evaluated score set (methods and fused models)."""
 
 from __future__ import annotations
 
@@ -69,26 +70,51 @@ def write_json(path: Path, data: object) -> None:
         tmp.write_text(json.dumps(strict_json(data), indent=2, allow_nan=False) + "\n")
 
 
+SUMMARY_COLUMNS = {
+    "frame_auc_micro": "frame AUC",
+    "frame_auc_macro": "frame AUC macro",
+    "frame_eer": "frame EER",
+    "pixel_auc": "pixel AUC",
+    "pixel_eer": "pixel EER",
+}
+
+
+def summary_table(metrics: dict, kinds: dict[str, str]) -> str:
+    """A Markdown table: one row per evaluated score set, the headline metrics as columns."""
+    header = ["score set", "kind", *SUMMARY_COLUMNS.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, kind in kinds.items():
+        values = [metrics[name].get(key) for key in SUMMARY_COLUMNS]
+        cells = ["—" if value is None else f"{value:.3f}" for value in values]
+        lines.append("| " + " | ".join([name, kind, *cells]) + " |")
+    protocol = metrics["protocol"]
+    settings = ", ".join(f"{key} {value}" for key, value in protocol.items())
+    return "\n".join(lines) + f"\n\nProtocol: {settings}.\n"
+
+
 def write_report(
-    models: dict[str, str],
-    streams: dict[str, str],
+    sources: dict[str, str],
+    kinds: dict[str, str],
     ground_truth_path: str,
     frames_path: str,
     protocol: Protocol,
     metrics_path: str,
     plots_dir: str,
     figures_dir: str,
+    summary_path: str,
     interpolation: str = "nearest",
     figures_per_video: int = 1,
 ) -> dict:
-    """Evaluate `models` (and the single `streams` of a fused model) and write every report."""
+    """Evaluate every score file of `sources` (name -> path, in report order) and write every
+    report. `kinds` says what each is ("method", "fused", "part of <fused>"); overlays are drawn
+    for all but the parts of a fused model."""
     labels, with_masks = load_ground_truth(ground_truth_path)
     if not labels:
         raise ValueError(f"{ground_truth_path}: the dataset has no ground truth to evaluate")
     masks = {name: load_masks(ground_truth_path, name) for name in sorted(with_masks)}
     results = {
         name: evaluate_model(read_scores(path, name), labels, masks, protocol, interpolation)
-        for name, path in {**models, **streams}.items()
+        for name, path in sources.items()
     }
 
     metrics = {
@@ -122,8 +148,13 @@ def write_report(
         figures / "roc.png",
     )
     write_score_figures(results, labels, figures)
-    for name in models:
-        write_overlays(name, results[name], labels, masks, frames_path, figures, figures_per_video)
+    for name in results:
+        if not kinds[name].startswith("part of"):
+            write_overlays(
+                name, results[name], labels, masks, frames_path, figures, figures_per_video
+            )
+    with atomic_output(summary_path) as tmp:
+        tmp.write_text(summary_table(metrics, kinds))
     return metrics
 
 

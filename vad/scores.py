@@ -1,12 +1,15 @@
-"""Score files (data/scores/<model>.h5): per video, frame scores and patch score maps.
+"""The score-file contract every method writes (data/scores/<method>.h5, data/fused/<name>.h5):
+per video, frame scores and optional score maps.
 
 Layout: group `<split>/<name>` with `frame_scores` (T,) float32 and `score_maps` (T, rows, cols)
 float32, where the map's grid covers the whole frame. Training videos may be scored too (all or
 a subset of their frames, listed in `frame_indices`): their statistics normalize test scores.
+File attrs: `settings`, JSON of {"model": name, **attrs} (a fused set lists its `parts`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +62,9 @@ def read_scores(path: str | Path, model: str | None = None) -> ScoreSet:
     if not path.exists():
         raise FileNotFoundError(f"{path}: score file not found (run the model's score stage)")
     with h5py.File(path, "r") as f:
-        result = ScoreSet(model=model or path.stem)
+        attrs = json.loads(f.attrs.get("settings", "{}"))
+        stored_model = attrs.pop("model", None)
+        result = ScoreSet(model=model or stored_model or path.stem, attrs=attrs)
         for split, name, group in iter_videos(f):
             video = VideoScores(
                 frame_scores=group["frame_scores"][()],
@@ -68,3 +73,9 @@ def read_scores(path: str | Path, model: str | None = None) -> ScoreSet:
             )
             (result.train if split == "train" else result.test)[name] = video
     return result
+
+
+def read_score_attrs(path: str | Path) -> dict:
+    """The attrs of a score file ({"model": ..., **attrs}) without reading its scores."""
+    with h5py.File(path, "r") as f:
+        return json.loads(f.attrs.get("settings", "{}"))

@@ -1,5 +1,10 @@
 """The `dynamic_flow` stage's work: dynamic flow for every video of flow.h5, in parallel,
-resumable per video, written atomically to dynflow.h5 (one (T, H, W, 3) uint8 map per frame)."""
+resumable per video, written atomically to dynflow.h5 (one (T, H, W, 3) uint8 map per frame).
+
+Each dynflow.h5 group carries the flow group's attrs, its own `digest` (of the maps as stored)
+and `input_digest` (the flow video's `digest`): after an interruption, a finished video is kept
+only if its flow still has that digest (a changed `flow.method` recomputes it).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,22 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
-from vad.cache import ResumableCache, chunked_dataset, iter_videos, video_key
+from vad.cache import (
+    COMPLETE,
+    DIGEST,
+    INPUT_DIGEST,
+    MissingDigestError,
+    ResumableCache,
+    array_digest,
+    chunked_dataset,
+    iter_videos,
+    video_digests,
+    video_key,
+)
 from vad.motion.dynamic_flow import dynamic_flows
 from vad.parallel import map_videos
+from vad.progress import progress as progress_bar
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,21 @@ def video_dynamic_flow(key: str, flow_path: str, settings: DynamicFlowSettings) 
     )
 
 
+def _carried_attrs(flow_group: h5py.Group) -> dict:
+    """The flow group's attrs that a dynflow group carries over (not its completion or digests)."""
+    own = (COMPLETE, DIGEST, INPUT_DIGEST)
+    return {key: value for key, value in flow_group.attrs.items() if key not in own}
+
+
+def _flow_digests(f: h5py.File) -> dict[str, str]:
+    """The content digest of every video of an open flow.h5, by key; a flow cache written
+    before digests existed fails, naming the file and the video."""
+    try:
+        return video_digests(f)
+    except MissingDigestError as error:
+        raise ValueError(f"{error}; re-run the flow stage (`dvc repro -f flow`)") from error
+
+
 def run_dynamic_flow_stage(
     flow_path: str | Path,
     out_path: str | Path,
@@ -48,14 +79,17 @@ def run_dynamic_flow_stage(
     n_jobs: int = 1,
     progress: bool = True,
 ) -> None:
+    """Dynamic flow of every video of `flow_path` into `out_path` (resumable by content, atomic)."""
     with h5py.File(flow_path, "r") as f:
         videos = {
-            video_key(split, name): dict(group.attrs) for split, name, group in iter_videos(f)
+            video_key(split, name): _carried_attrs(group) for split, name, group in iter_videos(f)
         }
-    with ResumableCache(out_path, {**asdict(settings), "flow": str(flow_path)}) as cache:
-        todo = [key for key in videos if not cache.is_done(key)]
+        input_digests = _flow_digests(f)
+    with ResumableCache(out_path, asdict(settings)) as cache:
+        cache.retain(videos)
+        todo = [key for key in videos if not cache.is_done(key, input_digests[key])]
         work = partial(video_dynamic_flow, flow_path=str(flow_path), settings=settings)
-        bar = tqdm(
+        bar = progress_bar(
             total=len(videos),
             initial=len(videos) - len(todo),
             desc="dynamic flow",
@@ -66,6 +100,6 @@ def run_dynamic_flow_stage(
             for key, maps in map_videos(work, todo, n_jobs):
                 group = cache.start(key)
                 chunked_dataset(group, "dynflow", maps, frames_per_chunk=4)
-                group.attrs.update({k: v for k, v in videos[key].items() if k != "complete"})
-                cache.finish(key)
+                group.attrs.update(videos[key])
+                cache.finish(key, digest=array_digest(maps), input_digest=input_digests[key])
                 bar.update(1)

@@ -3,29 +3,36 @@
 Classical methods run in parallel across videos (`n_jobs` spawned worker processes, one OpenCV
 thread each); every worker opens frames.h5 read-only itself and returns float16 flows, and this
 process alone writes the output. FlowNet2 runs in this process, batched on its device.
-The output is resumable per video (`vad.cache.ResumableCache`): after an interruption, videos
-already complete are kept, and `out_path` itself appears only once every video is done.
+The output is resumable per video (`vad.cache.ResumableCache`): after an interruption, a video
+already complete is kept if its frames still have the content digest it was computed from, and
+`out_path` itself appears only once every video is done.
 
 Layout of flow.h5: group `<split>/<name>` per video with dataset `flow`, (T-1)×h×w×2 float16
 (u, v in pixels of the resized frames, from frame i to frame i+1), one chunk per frame pair,
-group attrs `name`, `split`; file attrs `method`, `options`, `size` (JSON) and `settings`.
+group attrs `name`, `split`, `digest` (of the flow as stored) and `input_digest` (the frames
+video's `digest`); file attrs `method`, `options`, `size` (JSON) and `settings`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from functools import partial
 from pathlib import Path
 
-import cv2
 import h5py
 import numpy as np
-from tqdm import tqdm
 
-from vad.cache import ResumableCache, chunked_dataset, iter_videos
+from vad.cache import (
+    MissingDigestError,
+    ResumableCache,
+    array_digest,
+    chunked_dataset,
+    iter_videos,
+    video_digests,
+    video_key,
+)
 from vad.motion.flow import (
     METHODS,
     check_finite,
@@ -37,6 +44,7 @@ from vad.motion.flow import (
     video_flows,
 )
 from vad.parallel import map_videos
+from vad.progress import progress as progress_bar
 
 FLOWNET2 = "flownet2"
 ALL_METHODS = METHODS + (FLOWNET2,)
@@ -71,13 +79,6 @@ def resolve_stage_options(method: str, options: dict | None) -> dict:
     return resolved
 
 
-def _input_identity(f: h5py.File) -> dict:
-    """What the partial output depends on besides the flow settings: the frame cache's own
-    settings and every video's shape (a changed frames.h5 must not resume an old partial)."""
-    shapes = {f"{split}/{name}": list(group["frames"].shape) for split, name, group in _videos(f)}
-    return {"frames_settings": f.attrs.get("settings", ""), "shapes": shapes}
-
-
 # ---------------------------------------------------------------------------------------------
 # Reading frames
 
@@ -87,6 +88,15 @@ def _videos(f: h5py.File) -> Iterator[tuple[str, str, h5py.Group]]:
         if "frames" not in group:
             raise ValueError(f"{f.filename}: video '{split}/{name}' has no 'frames' dataset")
         yield split, name, group
+
+
+def _frame_digests(f: h5py.File) -> dict[str, str]:
+    """The content digest of every video of an open frames.h5, by key; a frame cache written
+    before digests existed fails, naming the file and the video."""
+    try:
+        return video_digests(f)
+    except MissingDigestError as error:
+        raise ValueError(f"{error}; re-run the frames stage (`dvc repro -f frames`)") from error
 
 
 def read_frames(frames_path: str | Path, key: str) -> np.ndarray:
@@ -213,19 +223,21 @@ def run_flow_stage(
     options = resolve_stage_options(method, options)
 
     with h5py.File(frames_path, "r") as f:
-        videos = [(split, name, len(group["frames"])) for split, name, group in _videos(f)]
-        identity = _input_identity(f)
-    settings = {"method": method, "options": options, "size": size, "input": identity}
+        videos = {video_key(split, name): len(group["frames"]) for split, name, group in _videos(f)}
+        input_digests = _frame_digests(f)
+    settings = {"method": method, "options": options, "size": size}
 
     with ResumableCache(out_path, settings) as cache:
         assert cache.file is not None
         cache.file.attrs["method"] = method
         cache.file.attrs["options"] = json.dumps(options, sort_keys=True)
         cache.file.attrs["size"] = json.dumps(size)
-        pending = [(s, n, t) for s, n, t in videos if not cache.is_done(f"{s}/{n}")]
-        total_pairs = sum(max(t - 1, 0) for _, _, t in pending)
-        bar = tqdm(total=total_pairs, unit="pair", desc=f"flow {method}", disable=not progress)
-        keys = [f"{split}/{name}" for split, name, _ in pending]
+        cache.retain(videos)
+        keys = [key for key in videos if not cache.is_done(key, input_digests[key])]
+        total_pairs = sum(max(videos[key] - 1, 0) for key in keys)
+        bar = progress_bar(
+            total=total_pairs, unit="pair", desc=f"flow {method}", disable=not progress
+        )
         flows = _produce_flows(frames_path, keys, method, options, size, n_jobs, bar.update)
         with bar, closing(flows):  # closing: a failure stops the worker pool at once
             finished_pairs = 0
@@ -236,183 +248,8 @@ def run_flow_stage(
                 chunked_dataset(group, "flow", flow, frames_per_chunk=1)
                 group.attrs["name"] = name
                 group.attrs["split"] = split
-                cache.finish(key)
+                cache.finish(key, digest=array_digest(flow), input_digest=input_digests[key])
                 finished_pairs += len(flow)
                 bar.update(finished_pairs - bar.n)  # pool workers report whole videos only
-                bar.set_postfix_str(f"{done}/{len(pending)} videos")
+                bar.set_postfix_str(f"{done}/{len(keys)} videos")
     return out_path
-
-
-# ---------------------------------------------------------------------------------------------
-# Benchmarks (used by the `vad bench` command)
-
-
-def _benchmark_clips(frames_path: str | Path, keys: list[str], n_pairs: int) -> list[np.ndarray]:
-    """Runs of consecutive raw frames from `keys`, in order, holding `n_pairs` pairs in all."""
-    clips, wanted = [], n_pairs
-    for key in keys:
-        if wanted <= 0:
-            break
-        frames = read_frames(frames_path, key)[: wanted + 1]
-        if len(frames) >= 2:
-            clips.append(frames)
-            wanted -= len(frames) - 1
-    if wanted > 0:
-        raise ValueError(f"{frames_path}: videos {keys} hold fewer than {n_pairs} frame pairs")
-    return clips
-
-
-def _time_classical(
-    clips: list[np.ndarray], size: Size, method: str, options: dict
-) -> tuple[float, list[np.ndarray]]:
-    """Seconds for `method` over the pairs of `clips`, and the flows it produced."""
-    grays = [prepare_frames(clip, size) for clip in clips]
-    estimator = make_flow_estimator(method, options)
-    estimator(grays[0][0], grays[0][1])  # warm-up: allocations, thread pool start
-    start = time.perf_counter()
-    flows = [video_flows(gray, estimator) for gray in grays]
-    return time.perf_counter() - start, flows
-
-
-def _time_flownet2(
-    clips: list[np.ndarray], size: Size, options: dict
-) -> tuple[float, list[np.ndarray]]:
-    from vad.motion.flownet2 import FlowNet2Estimator
-
-    rgbs = [prepare_rgb_frames(clip, size) for clip in clips]
-    estimator = FlowNet2Estimator(
-        options["checkpoint"], device=options["device"], batch_size=options["batch_size"]
-    )
-    batch = int(options["batch_size"])
-    estimator(rgbs[0][:1], rgbs[0][1:2])  # warm-up
-    start = time.perf_counter()
-    flows = []
-    for rgb in rgbs:
-        parts = []
-        for first in range(0, len(rgb) - 1, batch):
-            stop = min(first + batch, len(rgb) - 1)
-            parts.append(estimator(rgb[first:stop], rgb[first + 1 : stop + 1]))
-        flows.append(np.concatenate(parts).astype(np.float32))
-    return time.perf_counter() - start, flows
-
-
-MOVING_PX = 0.5  # reference flow magnitude above which a pixel counts as moving
-
-
-def end_point_difference(flows: list[np.ndarray], reference: list[np.ndarray]) -> dict:
-    """Mean end-point distance (pixels) between two methods' flows of the same pairs, over all
-    pixels and over the pixels whose reference flow exceeds MOVING_PX."""
-    ours, ref = np.concatenate(flows), np.concatenate(reference)
-    distance = np.linalg.norm(ours - ref, axis=-1)
-    moving = np.linalg.norm(ref, axis=-1) > MOVING_PX
-    return {
-        "mean_all_px": float(distance.mean()),
-        "mean_moving_px": float(distance[moving].mean()) if moving.any() else None,
-        "moving_fraction": float(moving.mean()),
-        "moving_threshold_px": MOVING_PX,
-    }
-
-
-def time_flow_methods(
-    frames_path: str | Path,
-    keys: list[str],
-    size: Size,
-    methods: dict[str, dict],
-    n_pairs: int,
-    reference: str | None = None,
-) -> dict:
-    """Frame pairs per second of each method on the same `n_pairs` pairs, in this process.
-
-    `methods` maps a label to options; the method is the label up to its first ':'
-    (e.g. {"tvl1": {}, "tvl1:eps0.05": {"epsilon": 0.05}, "dis:fast": {"preset": "fast"}}).
-    Frame preparation and one warm-up pair are not timed. With `reference` (a label of
-    `methods`), every other method also gets its `end_point_difference` to that method's flows.
-    """
-    if reference is not None and reference not in methods:
-        raise ValueError(f"reference {reference!r} is not one of the methods {list(methods)}")
-    size = check_size(size, "flow")
-    clips = _benchmark_clips(frames_path, keys, n_pairs)
-    results, flows = {}, {}
-    for label, options in methods.items():
-        method = label.split(":", 1)[0]
-        resolved = resolve_stage_options(method, options)
-        if method == FLOWNET2:
-            seconds, flows[label] = _time_flownet2(clips, size, resolved)
-        else:
-            seconds, flows[label] = _time_classical(clips, size, method, resolved)
-        results[label] = {
-            "method": method,
-            "options": resolved,
-            "size": size,
-            "pairs": n_pairs,
-            "seconds": seconds,
-            "seconds_per_pair": seconds / n_pairs,
-            "pairs_per_second": n_pairs / seconds,
-            "opencv_threads": cv2.getNumThreads(),
-        }
-    if reference is not None:
-        for label in methods:
-            if label != reference:
-                difference = end_point_difference(flows[label], flows[reference])
-                results[label]["end_point_difference"] = {"to": reference, **difference}
-    return results
-
-
-def _time_sequential_loop(
-    frames_path: str | Path, keys: list[str], method: str, options: dict | None, size: Size
-) -> tuple[float, int]:
-    """Seconds and pairs of one plain loop over `keys` in this process (no HDF5 writes)."""
-    start = time.perf_counter()
-    estimator = make_flow_estimator(method, options)
-    pairs = sum(len(compute_video_flow(frames_path, key, estimator, size)) for key in keys)
-    return time.perf_counter() - start, pairs
-
-
-def time_parallel_vs_sequential(
-    frames_path: str | Path,
-    out_path: str | Path,
-    method: str,
-    options: dict | None,
-    size: Size,
-    n_jobs: int,
-) -> dict:
-    """Seconds of a fresh `run_flow_stage(n_jobs)` against a plain sequential loop over the same
-    videos in this process, the loop run twice: with OpenCV's own threading (all cores) and
-    with one OpenCV thread, the setting each of the stage's workers runs with.
-
-    `speedup_vs_single_thread_loop` and `speedup_vs_threaded_loop` are loop / stage seconds.
-    """
-    if method == FLOWNET2:
-        raise ValueError("time_parallel_vs_sequential compares classical methods only")
-    out_path = Path(out_path)
-    for stale in (out_path, out_path.with_name(out_path.name + ".partial")):
-        stale.unlink(missing_ok=True)  # a resumable partial would skip work
-
-    start = time.perf_counter()
-    run_flow_stage(frames_path, out_path, method, options, size, n_jobs, progress=False)
-    parallel = time.perf_counter() - start
-
-    with h5py.File(frames_path, "r") as f:
-        keys = [f"{split}/{name}" for split, name, _ in _videos(f)]
-    opencv_threads = cv2.getNumThreads()
-    threaded, pairs = _time_sequential_loop(frames_path, keys, method, options, size)
-    cv2.setNumThreads(1)  # this process only; the stage's workers were spawned, not forked
-    try:
-        single, _ = _time_sequential_loop(frames_path, keys, method, options, size)
-    finally:
-        cv2.setNumThreads(opencv_threads)
-
-    return {
-        "method": method,
-        "options": resolve_stage_options(method, options),
-        "size": check_size(size, "flow"),
-        "n_jobs": n_jobs,
-        "videos": len(keys),
-        "pairs": pairs,
-        "parallel_seconds": parallel,
-        "sequential_threaded_seconds": threaded,
-        "sequential_threaded_opencv_threads": opencv_threads,
-        "sequential_single_thread_seconds": single,
-        "speedup_vs_threaded_loop": threaded / parallel,
-        "speedup_vs_single_thread_loop": single / parallel,
-    }

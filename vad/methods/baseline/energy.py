@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vad.motion.frame_difference import absolute_differences, cell_means
+
 STD_FLOOR = 1e-3  # cells that never move in training must not divide by ~0
 
 
@@ -22,13 +24,7 @@ def difference_energy(frames: np.ndarray, patch: int) -> np.ndarray:
     gray = frames[..., 0] if frames.ndim == 4 else frames
     if gray.shape[0] < 2:
         raise ValueError(f"frame-difference energy needs at least 2 frames, got {gray.shape[0]}")
-    height, width = gray.shape[1:]
-    if height % patch or width % patch:
-        raise ValueError(f"frame size {width}x{height} is not a multiple of the patch {patch}")
-    diff = np.abs(np.diff(gray.astype(np.float32), axis=0))
-    diff = np.concatenate([diff[:1], diff])  # frame 0 takes the difference to frame 1
-    cells = diff.reshape(gray.shape[0], height // patch, patch, width // patch, patch)
-    return cells.mean(axis=(2, 4))
+    return cell_means(absolute_differences(gray).astype(np.float32), patch)
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""Patches for GMFC-VAE (paper Sec. IV-C).
+"""GMFC-VAE's data: patches of frames (appearance stream) and dynamic flows (motion stream),
+paper Sec. IV-C.
 
 Training: 28×28 patches with stride 7 from the frames (appearance stream) and from the dynamic
 flows (motion stream) of the training videos at 420×280; patches with no moving pixel (frame
-difference test) are discarded; a seeded random sample of `n_train` locations is kept, and both
-streams take their patches at the same sampled locations.
+difference test) are discarded; a seeded random sample of `n_train` locations is kept. Each
+stream's prepare stage draws that sample from the frames alone, so both streams take their
+patches at the same locations.
 Test: 28×28 patches with stride 28, a 15×10 grid per 420×280 frame.
 """
 
@@ -15,10 +17,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from tqdm import tqdm
 
 from vad.cache import write_h5
 from vad.frame_cache import load_frames, resize_frames, video_keys
+from vad.motion.frame_difference import moving_counts, moving_pixels
+from vad.progress import progress as progress_bar
 
 STREAMS = ("rgb", "dynflow")
 
@@ -35,34 +38,24 @@ class PatchSettings:
 
 
 def stream_frames(
-    stream: str, frames_path: str | Path, dynflow_path: str | Path, key: str, size: tuple[int, int]
+    stream: str,
+    frames_path: str | Path,
+    dynflow_path: str | Path | None,
+    key: str,
+    size: tuple[int, int],
 ) -> np.ndarray:
-    """The T×H×W×3 uint8 input of a stream for one video, at `size`."""
+    """The T×H×W×3 uint8 input of a stream for one video, at `size` (the rgb stream reads
+    frames.h5 only; `dynflow_path` is used by the dynflow stream)."""
     if stream == "rgb":
         return load_frames(frames_path, key, size, color="rgb")
     if stream == "dynflow":
+        if dynflow_path is None:
+            raise ValueError("the dynflow stream needs the dynamic-flow cache")
         with h5py.File(dynflow_path, "r") as f:
             if key not in f:
                 raise KeyError(f"{dynflow_path}: no video '{key}'")
             return resize_frames(f[key]["dynflow"][()], size)
     raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
-
-
-def moving_pixels(gray: np.ndarray, threshold: float) -> np.ndarray:
-    """T×H×W bool: |frame difference| > threshold (frame 0 uses its difference to frame 1)."""
-    diff = np.abs(np.diff(gray.astype(np.int16), axis=0)) > threshold
-    return np.concatenate([diff[:1], diff]) if len(diff) else np.zeros_like(gray, bool)
-
-
-def moving_counts(moving: np.ndarray, patch: int, stride: int) -> np.ndarray:
-    """(T, rows, cols) number of moving pixels in each patch of the stride grid (integral image)."""
-    integral = np.pad(moving.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0))).astype(np.int64)
-    height, width = moving.shape[1:]
-    ys = np.arange(0, height - patch + 1, stride)
-    xs = np.arange(0, width - patch + 1, stride)
-    y0, x0 = np.meshgrid(ys, xs, indexing="ij")
-    y1, x1 = y0 + patch, x0 + patch
-    return integral[:, y1, x1] - integral[:, y0, x1] - integral[:, y1, x0] + integral[:, y0, x0]
 
 
 def patch_grid(frames: np.ndarray, patch: int, stride: int) -> np.ndarray:
@@ -86,7 +79,7 @@ def sample_locations(
     keys = video_keys(frames_path, "train")
     candidates = []
     for index, key in enumerate(
-        tqdm(keys, desc="moving patches", unit="video", disable=not progress)
+        progress_bar(keys, desc="moving patches", unit="video", disable=not progress)
     ):
         gray = load_frames(frames_path, key, settings.size, color="gray")[..., 0]
         counts = moving_counts(
@@ -109,7 +102,7 @@ def sample_locations(
 def extract_training_patches(
     stream: str,
     frames_path: str | Path,
-    dynflow_path: str | Path,
+    dynflow_path: str | Path | None,
     keys: list[str],
     locations: np.ndarray,
     settings: PatchSettings,
@@ -118,7 +111,7 @@ def extract_training_patches(
     """(N, patch, patch, 3) uint8 patches of one stream at the sampled locations."""
     out = np.empty((len(locations), settings.patch, settings.patch, 3), np.uint8)
     for index, key in enumerate(
-        tqdm(keys, desc=f"{stream} patches", unit="video", disable=not progress)
+        progress_bar(keys, desc=f"{stream} patches", unit="video", disable=not progress)
     ):
         rows = np.flatnonzero(locations[:, 0] == index)
         if len(rows) == 0:

@@ -1,4 +1,5 @@
-"""GMFC-VAE scoring (paper Sec. III-D/IV-C): sample energy of every test patch, per stream.
+"""GMFC-VAE scoring (paper Sec. III-D/IV-C): sample energy (eq. 17) of every test patch of one
+stream.
 
 Each frame (at 420×280) is cut into the 15×10 grid of 28×28 patches; a patch's score is the
 sample energy E(z) (eq. 17) of its encoder mean z; the frame score is the maximum over the map,
@@ -20,14 +21,33 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from vad.frame_cache import load_frames, video_keys
-from vad.patches import moving_counts, moving_pixels, scoring_grid, stream_frames
+from vad.methods.gmfc_vae.method import STATIC_PATCH_RULES
+from vad.methods.gmfc_vae.patches import scoring_grid, stream_frames
+from vad.methods.gmfc_vae.train import check_patches, to_tensor
+from vad.motion.frame_difference import moving_counts, moving_pixels
+from vad.progress import progress as progress_bar
 from vad.scores import ScoreSet, VideoScores
-from vad.train import energies
+from vad.training import resolve_device
 
-STATIC_PATCH_RULES = ("mode", "score")
+
+@torch.no_grad()
+def energies(
+    model: torch.nn.Module,
+    patches: np.ndarray,
+    batch_size: int = 2000,
+    device: str | torch.device = "auto",
+) -> np.ndarray:
+    """Sample energy (eq. 17) of each patch's encoder mean, float64 (N,); eval mode, no grad."""
+    patches = check_patches(patches)
+    device = resolve_device(device)
+    model = model.to(device).eval()
+    out = np.empty(len(patches), dtype=np.float64)
+    for start in range(0, len(patches), batch_size):
+        z = model.encode_mean(to_tensor(patches[start : start + batch_size], device))
+        out[start : start + len(z)] = model.sample_energy(z.double()).cpu().numpy()
+    return out
 
 
 def score_video(
@@ -62,9 +82,10 @@ def moving_patches(
 
 def score_stream(
     model: torch.nn.Module,
+    name: str,
     stream: str,
     frames_path: str | Path,
-    dynflow_path: str | Path,
+    dynflow_path: str | Path | None,
     size: tuple[int, int],
     patch: int,
     train_stride: int,
@@ -75,13 +96,15 @@ def score_stream(
     min_moving_pixels: int = 1,
     progress: bool = True,
 ) -> ScoreSet:
+    """Energy maps of every video of frames.h5 (training videos every `train_stride`-th frame)
+    as the score set `name`."""
     if static_patches not in STATIC_PATCH_RULES:
         raise ValueError(
             f"static_patches must be one of {STATIC_PATCH_RULES}, got {static_patches!r}"
         )
     floor = mode_energy(model)
     result = ScoreSet(
-        model=f"gmfc_vae-{stream}",
+        model=name,
         attrs={
             "stream": stream,
             "map_size": list(size),
@@ -90,10 +113,10 @@ def score_stream(
             "mode_energy": floor,
         },
     )
-    for key in tqdm(
-        video_keys(frames_path), desc=f"score {stream}", unit="video", disable=not progress
+    for key in progress_bar(
+        video_keys(frames_path), desc=f"score {name}", unit="video", disable=not progress
     ):
-        split, name = key.split("/", 1)
+        split, video = key.split("/", 1)
         frames = stream_frames(stream, frames_path, dynflow_path, key, size)
         indices = np.arange(0, len(frames), train_stride) if split == "train" else None
         maps = score_video(
@@ -105,5 +128,5 @@ def score_stream(
             )
             maps = np.where(moving if indices is None else moving[indices], maps, floor)
         target = result.train if split == "train" else result.test
-        target[name] = VideoScores(maps.max(axis=(1, 2)), maps, indices)
+        target[video] = VideoScores(maps.max(axis=(1, 2)), maps, indices)
     return result

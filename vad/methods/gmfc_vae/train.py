@@ -1,4 +1,4 @@
-"""Training loop for GMFC-VAE (paper Sec. IV-C), reusable as the pattern for other models.
+"""GMFC-VAE training (paper Sec. IV-C) on one stream's patches, built on `vad.training`.
 
 Phases: (1) auto-encoder pre-training of the same network on mu~ (`pretrain_epochs`);
 (2) GMM initialisation of the prior from the pre-trained latents (scikit-learn, diagonal);
@@ -13,13 +13,10 @@ one batch at a time.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import math
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,10 +24,18 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
-from tqdm import tqdm
 
-from vad.cache import atomic_output
-from vad.models.gmfc_vae import GMFCVAE
+from vad.methods.gmfc_vae.model import GMFCVAE
+from vad.training import (
+    Checkpoint,
+    atomic_torch_save,
+    data_fingerprint,
+    epoch_generator,
+    epoch_order,
+    guard_finite,
+    resolve_device,
+    run_epoch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +102,7 @@ class GmfcTrainSettings:
         return identity
 
 
-# ---- devices, data, seeds ---------------------------------------------------------------------
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """ "auto" -> CUDA when present, else CPU; "cuda" without a GPU is an error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
-    return device
+# ---- data ------------------------------------------------------------------------------------
 
 
 def check_patches(patches: np.ndarray) -> np.ndarray:
@@ -125,28 +120,6 @@ def to_tensor(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 (B, 28, 28, C) -> float32 (B, C, 28, 28) in [0, 1] on `device`."""
     tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
     return tensor.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def derived_seed(seed: int, phase: str, epoch: int, stream: int) -> int:
-    """A 63-bit seed that depends only on (seed, phase, epoch, stream)."""
-    sequence = np.random.SeedSequence([seed, PHASES.index(phase), epoch, stream])
-    return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def epoch_order(seed: int, phase: str, epoch: int, n: int) -> np.ndarray:
-    """The shuffled sample order of one epoch (stream 0)."""
-    return np.random.default_rng(derived_seed(seed, phase, epoch, 0)).permutation(n)
-
-
-def data_fingerprint(patches: np.ndarray) -> str:
-    """Shape + BLAKE2b of the bytes: a checkpoint is only resumed on the same training data."""
-    digest = hashlib.blake2b(np.ascontiguousarray(patches).data, digest_size=16).hexdigest()
-    return f"{patches.shape}:{digest}"
-
-
-def batches(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
 
 
 # ---- model, optimiser, GMM initialisation, collapse rule ----------------------------------------
@@ -265,15 +238,6 @@ def reinitialise_collapsed_components(
 # ---- checkpoints and model files -------------------------------------------------------------
 
 
-def _atomic_torch_save(payload: dict, path: Path) -> None:
-    """torch.save through memory: saved to a file, the archive's inner folder is named after the
-    (per-process temporary) file, so equal payloads would not give equal bytes."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
-
-
 def save_model(model: GMFCVAE, path: str | Path, extra: dict | None = None) -> None:
     """Write the weights with the architecture settings (atomic). `extra`: JSON-like metadata."""
     payload = {
@@ -282,7 +246,7 @@ def save_model(model: GMFCVAE, path: str | Path, extra: dict | None = None) -> N
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": dict(extra or {}),
     }
-    _atomic_torch_save(payload, Path(path))
+    atomic_torch_save(payload, path)
 
 
 def _load_model_payload(path: str | Path) -> dict:
@@ -305,32 +269,20 @@ def load_model_extra(path: str | Path) -> dict:
     return _load_model_payload(path)["extra"]
 
 
-def _load_resumable_checkpoint(
-    path: Path, identity: dict, settings: GmfcTrainSettings
-) -> dict | None:
-    """The checkpoint at `path` if it continues this run; None (logged) otherwise."""
-    if not path.exists():
+def _too_long(settings: GmfcTrainSettings):
+    """A checkpoint cannot be continued by a run that asks for fewer epochs than it has."""
+
+    def reason(checkpoint: dict) -> str | None:
+        if checkpoint["phase"] == "pretrain" and checkpoint["epoch"] > settings.pretrain_epochs:
+            return f"it has {checkpoint['epoch']} pre-training epochs, more than requested"
+        if checkpoint["phase"] == "vade" and (
+            checkpoint["pretrain_epochs"] != settings.pretrain_epochs
+            or checkpoint["epoch"] > settings.epochs
+        ):
+            return "its pre-training length differs or it has more VaDE epochs than requested"
         return None
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a corrupt file must not block training
-        log.warning("ignoring unreadable checkpoint %s (%s); starting fresh", path, error)
-        return None
-    reason = None
-    if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("identity") != identity:
-        reason = "it was written with different settings or data"
-    elif checkpoint["phase"] == "pretrain" and checkpoint["epoch"] > settings.pretrain_epochs:
-        reason = f"it has {checkpoint['epoch']} pre-training epochs, more than requested"
-    elif checkpoint["phase"] == "vade" and (
-        checkpoint["pretrain_epochs"] != settings.pretrain_epochs
-        or checkpoint["epoch"] > settings.epochs
-    ):
-        reason = "its pre-training length differs or it has more VaDE epochs than requested"
-    if reason is not None:
-        log.warning("not resuming from %s: %s; starting fresh", path, reason)
-        return None
-    log.info("resuming from %s (%s, epoch %d)", path, checkpoint["phase"], checkpoint["epoch"])
-    return checkpoint
+
+    return reason
 
 
 # ---- the loop --------------------------------------------------------------------------------
@@ -359,25 +311,12 @@ def _run_epoch(
 ) -> None:
     """One pass over the shuffled patches; appends the epoch means to `history`."""
     model.train()
-    order = epoch_order(settings.seed, phase, epoch, len(patches))
-    noise = torch.Generator(device=device)
-    noise.manual_seed(derived_seed(settings.seed, phase, epoch, 1))
+    phase_index = PHASES.index(phase)
+    noise = epoch_generator(settings.seed, phase_index, epoch, device)
     threshold = settings.collapse_fraction / settings.n_components
     names = LOSS_TERMS[phase]
-    sums = dict.fromkeys(names, 0.0)
-    seen = 0
-    n_batches = math.ceil(len(order) / settings.batch_size)
-    start = time.perf_counter()
-    bar = tqdm(
-        batches(order, settings.batch_size),
-        total=n_batches,
-        desc=f"{phase} {epoch + 1}/{n_epochs}",
-        unit="batch",
-        disable=not progress,
-        leave=False,
-    )
-    for batch_index, index in enumerate(bar):
-        index = np.sort(index)  # sorted reads are faster; the batch is a set
+
+    def step(index: np.ndarray, batch: int, n_batches: int) -> dict[str, float]:
         x = to_tensor(patches[index], device)
         if phase == "pretrain":
             total, terms = model.pretrain_loss(x)
@@ -388,34 +327,35 @@ def _run_epoch(
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
         min_weight = model.mixture_weights().min().detach()
         values = torch.stack([*(terms[n].detach() for n in names), grad_norm, min_weight]).tolist()
-        if not all(math.isfinite(v) for v in values[:-1]):
-            described = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, values, strict=False))
-            raise FloatingPointError(
-                f"GMFC-VAE training diverged: non-finite loss or gradient in phase '{phase}', "
-                f"epoch {epoch + 1}/{n_epochs}, batch {batch_index + 1}/{n_batches} "
-                f"({described}, grad_norm={values[-2]:.6g})"
-            )
+        losses = dict(zip(names, values, strict=False))
+        guard_finite(
+            {**losses, "grad_norm": values[-2]},
+            "GMFC-VAE",
+            phase,
+            epoch + 1,
+            n_epochs,
+            batch,
+            n_batches,
+        )
         optimizer.step()
         if phase == "vade" and values[-1] < threshold:
             latents = encode_means(model, patches[index], len(index), device)
             for record in reinitialise_collapsed_components(model, optimizer, latents, threshold):
-                record.update(phase=phase, epoch=epoch + 1, batch=batch_index + 1)
+                record.update(phase=phase, epoch=epoch + 1, batch=batch)
                 history["collapse_events"].append(record)
                 log.warning("mixture component collapsed and re-initialised: %s", record)
-        for name, value in zip(names, values, strict=False):
-            sums[name] += value * len(index)
-        seen += len(index)
-        bar.set_postfix({n: f"{sums[n] / seen:.4g}" for n in names})
-    bar.close()
+        return losses
+
+    start = time.perf_counter()
+    order = epoch_order(settings.seed, phase_index, epoch, len(patches))
+    means = run_epoch(
+        step, order, settings.batch_size, names, f"{phase} {epoch + 1}/{n_epochs}", progress
+    )
     for name in names:
-        history[phase][name].append(sums[name] / seen)
+        history[phase][name].append(means[name])
     history["epoch_seconds"][phase].append(time.perf_counter() - start)
     log.info(
-        "%s epoch %d/%d: %s",
-        phase,
-        epoch + 1,
-        n_epochs,
-        {n: round(history[phase][n][-1], 4) for n in names},
+        "%s epoch %d/%d: %s", phase, epoch + 1, n_epochs, {n: round(means[n], 4) for n in names}
     )
 
 
@@ -435,14 +375,17 @@ def train_gmfc_vae(
     """
     patches = check_patches(patches)
     device = resolve_device(device)
-    checkpoint_path = Path(workdir) / CHECKPOINT_NAME
     identity = {**settings.run_identity(), "data": data_fingerprint(patches)}
+    store = Checkpoint(Path(workdir) / CHECKPOINT_NAME, CHECKPOINT_FORMAT, identity, log)
 
     model = build_model(settings, in_channels=patches.shape[-1]).to(device)
     history = _new_history()
     phase, done, optimizer_state = "pretrain", 0, None
-    checkpoint = _load_resumable_checkpoint(checkpoint_path, identity, settings)
+    checkpoint = store.load(reject=_too_long(settings))
     if checkpoint is not None:
+        log.info(
+            "resuming from %s (%s, epoch %d)", store.path, checkpoint["phase"], checkpoint["epoch"]
+        )
         model.load_state_dict(checkpoint["model"])
         history = checkpoint["history"]
         phase, done, optimizer_state = (
@@ -453,8 +396,6 @@ def train_gmfc_vae(
 
     def save_checkpoint(phase: str, epoch: int, optimizer: torch.optim.Optimizer) -> None:
         payload = {
-            "format": CHECKPOINT_FORMAT,
-            "identity": identity,
             "settings": settings.to_dict(),
             "pretrain_epochs": settings.pretrain_epochs,
             "phase": phase,
@@ -463,7 +404,7 @@ def train_gmfc_vae(
             "optimizer": optimizer.state_dict(),
             "history": history,
         }
-        _atomic_torch_save(payload, checkpoint_path)
+        store.save(payload)
 
     if phase == "pretrain":
         optimizer = make_optimizer(model, settings, "pretrain")
@@ -505,21 +446,3 @@ def train_gmfc_vae(
         )
         save_checkpoint("vade", epoch + 1, optimizer)
     return model.eval(), history
-
-
-@torch.no_grad()
-def energies(
-    model: GMFCVAE,
-    patches: np.ndarray,
-    batch_size: int = 2000,
-    device: str | torch.device = "auto",
-) -> np.ndarray:
-    """Sample energy (eq. 17) of each patch's encoder mean, float64 (N,); eval mode, no grad."""
-    patches = check_patches(patches)
-    device = resolve_device(device)
-    model = model.to(device).eval()
-    out = np.empty(len(patches), dtype=np.float64)
-    for start in range(0, len(patches), batch_size):
-        z = model.encode_mean(to_tensor(patches[start : start + batch_size], device))
-        out[start : start + len(z)] = model.sample_energy(z.double()).cpu().numpy()
-    return out

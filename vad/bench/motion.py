@@ -28,12 +28,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from vad.bench.flow_timing import time_flow_methods, time_parallel_vs_sequential
+from vad.bench.rank_svm import benchmark_rank_svm
 from vad.cache import atomic_output
 from vad.datasets import open_dataset
 from vad.frame_cache import video_keys, write_frame_cache
-from vad.motion.bench_rank import benchmark_rank_svm
 from vad.motion.dynflow_runner import DynamicFlowSettings, run_dynamic_flow_stage
-from vad.motion.flow_runner import run_flow_stage, time_flow_methods, time_parallel_vs_sequential
+from vad.motion.flow_runner import run_flow_stage
 
 FLOW_SIZE = (420, 280)
 PAIR_RATE_METHODS = {

@@ -1,0 +1,100 @@
+"""`vad benchmark` with a scripted git/dvc: the overrides it runs, the reports it writes and the
+RESULTS.md block it regenerates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vad.bench.pipeline import merged_overrides, method_seconds, replace_block, run_benchmark
+
+REPO = Path(__file__).resolve().parents[1]
+SUMMARY = "| score set | kind | frame AUC |\n|---|---|---|\n| baseline | method | 0.700 |\n"
+
+
+def test_results_block_is_replaced_between_its_markers_or_appended():
+    text = "intro\n<!-- benchmark:ped2:begin -->\nold\n<!-- benchmark:ped2:end -->\ntail\n"
+    assert replace_block(text, "ped2", "new\n") == (
+        "intro\n<!-- benchmark:ped2:begin -->\nnew\n<!-- benchmark:ped2:end -->\ntail\n"
+    )
+    appended = replace_block("intro\n", "avenue", "x\n")
+    assert (
+        appended == "intro\n\n<!-- benchmark:avenue:begin -->\nx\n<!-- benchmark:avenue:end -->\n"
+    )
+
+
+def test_overrides_merge_budgets_and_refuse_disagreement(tmp_path):
+    budgets = {"a": {"k.x": 1}, "b": {"k.x": 1, "k.y": 2}}
+    assert merged_overrides("ped2", tmp_path, budgets) == {
+        "data.name": "ped2",
+        "data.root": str(tmp_path),
+        "k.x": 1,
+        "k.y": 2,
+    }
+    with pytest.raises(SystemExit, match="disagree on k.x"):
+        merged_overrides("ped2", tmp_path, {"a": {"k.x": 1}, "b": {"k.x": 3}})
+    timings = {"prepare@a": 1.0, "train@a": 2.5, "score@a": 0.5, "flow": 9.0}
+    assert method_seconds(timings, ["a", "b"]) == {"a": 4.0, "b": 0.0}
+
+
+def test_run_benchmark_writes_reports_from_the_experiment(tmp_path, monkeypatch):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "RESULTS.md").write_text("# Results\n")
+    monkeypatch.chdir(tmp_path)
+    head = "ab" + "c" * 38
+    metrics = {"protocol": {"smoothing": "none"}, "baseline": {"frame_auc_micro": 0.7}}
+    calls = []
+
+    def scripted(args, env=None):
+        calls.append(list(args))
+        if args[:2] == ["git", "rev-parse"]:
+            return head + "\n"
+        if args[:2] == ["git", "status"]:
+            return ""
+        if args[:3] == ["dvc", "exp", "run"]:
+            timings = Path(env["VAD_TIMINGS_DIR"])
+            for stage, seconds in {"flow": 3.0, "train@gmfc_vae_rgb": 60.0}.items():
+                (timings / f"{stage}.json").write_text(
+                    json.dumps({"stage": stage, "seconds": seconds})
+                )
+            return ""
+        if args[:2] == ["git", "show"]:
+            ref = f"refs/exps/ab/{head[2:]}/synthetic"
+            if args[2] == f"{ref}:reports/metrics.json":
+                return json.dumps(metrics)
+            if args[2] == f"{ref}:reports/summary.md":
+                return SUMMARY
+        raise AssertionError(f"unexpected command {args}")
+
+    report = run_benchmark("synthetic", str(tmp_path), run_command=scripted)
+    run_call = next(call for call in calls if call[:3] == ["dvc", "exp", "run"])
+    assert run_call[3:7] == ["--temp", "--force", "-n", "synthetic"]
+    sets = [run_call[i + 1] for i, arg in enumerate(run_call) if arg == "-S"]
+    assert "data.name=synthetic" in sets and f"data.root={tmp_path}" in sets
+    out = tmp_path / "reports" / "synthetic"
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert (out / "summary.md").read_text() == SUMMARY
+    run = json.loads((out / "run.json").read_text())
+    assert run == report
+    assert run["method_seconds"]["gmfc_vae_rgb"] == 60.0
+    assert run["stage_seconds"] == {"flow": 3.0, "train@gmfc_vae_rgb": 60.0}
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert (
+        "<!-- benchmark:synthetic:begin -->" in results
+        and "| baseline | method | 0.700 |" in results
+    )
+    assert "make benchmark DATA=synthetic" in results
+
+
+def test_a_wrong_root_fails_before_any_work(tmp_path, monkeypatch):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+
+    def nothing_may_run(args, env=None):
+        raise AssertionError(f"ran {args}")
+
+    with pytest.raises(Exception, match="dataset root folder not found"):
+        run_benchmark("ped2", str(tmp_path / "missing"), run_command=nothing_may_run)

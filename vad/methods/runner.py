@@ -1,0 +1,46 @@
+"""What the generic `prepare@`, `train@` and `score@<method>` stages do for any method: read the
+method's settings and inputs files (vad.methods.plan), call the method, write atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vad.cache import atomic_directory, atomic_output
+from vad.methods.stage_files import load_method, read_inputs, read_stage_settings
+from vad.scores import write_scores
+
+
+def run_prepare(method: str, settings_path: str, inputs_path: str, out: str) -> None:
+    plan = read_stage_settings(settings_path, method, "prepare")
+    inputs = read_inputs(inputs_path, method)
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    load_method(plan).prepare(inputs, plan["settings"], out_path)
+    if not out_path.is_file():
+        raise RuntimeError(f"{method}.prepare() wrote nothing to {out_path}")
+
+
+def run_train(
+    method: str, settings_path: str, prepared: str, model_dir: str, workdir: str, history: str
+) -> None:
+    """Train into a temporary folder that replaces `model_dir` only once training succeeded."""
+    plan = read_stage_settings(settings_path, method, "train")
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    with atomic_directory(model_dir) as tmp:
+        rows = load_method(plan).train(Path(prepared), plan["settings"], tmp, Path(workdir))
+    with atomic_output(history) as tmp_history:
+        tmp_history.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def run_score(
+    method: str, settings_path: str, inputs_path: str, prepared: str, model_dir: str, out: str
+) -> None:
+    plan = read_stage_settings(settings_path, method, "score")
+    inputs = read_inputs(inputs_path, method)
+    scores = load_method(plan).score(inputs, Path(prepared), Path(model_dir), plan["settings"])
+    if scores.model != method:
+        raise ValueError(f"{method}.score() returned the scores of {scores.model!r}")
+    if not scores.test:
+        raise ValueError(f"{method}.score() scored no test video")
+    write_scores(out, scores)
