@@ -48,13 +48,14 @@ def test_run_benchmark_writes_reports_from_the_experiment(tmp_path, monkeypatch)
     metrics = {"protocol": {"smoothing": "none"}, "baseline": {"frame_auc_micro": 0.7}}
     calls = []
 
-    def scripted(args, env=None):
+    def scripted(args, env=None, stream=False):
         calls.append(list(args))
         if args[:2] == ["git", "rev-parse"]:
             return head + "\n"
         if args[:2] == ["git", "status"]:
             return ""
         if args[:3] == ["dvc", "exp", "run"]:
+            assert stream  # a long run shows its progress
             timings = Path(env["VAD_TIMINGS_DIR"])
             for stage, seconds in {"flow": 3.0, "train@gmfc_vae_rgb": 60.0}.items():
                 (timings / f"{stage}.json").write_text(
@@ -93,7 +94,7 @@ def test_a_wrong_root_fails_before_any_work(tmp_path, monkeypatch):
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
 
-    def nothing_may_run(args, env=None):
+    def nothing_may_run(args, env=None, stream=False):
         raise AssertionError(f"ran {args}")
 
     with pytest.raises(Exception, match="dataset root folder not found"):

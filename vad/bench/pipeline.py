@@ -30,15 +30,17 @@ from vad.timing import read_timings
 
 RESULTS = Path("RESULTS.md")
 SHARED_STAGES = ("settings", "frames", "flow", "dynamic_flow", "motion_figures", "inputs")
-Runner = Callable[..., str]  # (args, env=None) -> standard output
+Runner = Callable[..., str]  # (args, env=None, stream=False) -> standard output
 
 
-def run(args: Sequence[str], env: dict | None = None) -> str:
-    """Run a command; its standard output, or SystemExit with its own message."""
-    done = subprocess.run(list(args), capture_output=True, text=True, env=env)
+def run(args: Sequence[str], env: dict | None = None, stream: bool = False) -> str:
+    """Run a command; its standard output, or SystemExit with its own message. With `stream`,
+    its output goes to this terminal as it comes (a long run shows its progress) instead."""
+    done = subprocess.run(list(args), capture_output=not stream, text=True, env=env)
     if done.returncode != 0:
-        raise SystemExit(f"`{' '.join(args)}` failed ({done.returncode}):\n{done.stderr.strip()}")
-    return done.stdout
+        message = "" if stream else f":\n{done.stderr.strip()}"
+        raise SystemExit(f"`{' '.join(args)}` failed ({done.returncode}){message}")
+    return "" if stream else done.stdout
 
 
 def budget_overrides(methods: list[str], dataset: str) -> dict[str, dict]:
@@ -117,7 +119,9 @@ def run_benchmark(
         sets = [arg for key, value in overrides.items() for arg in ("-S", f"{key}={value}")]
         start = time.perf_counter()
         print(f"benchmark: dvc exp run --temp --force -n {dataset} {' '.join(sets)}", flush=True)
-        run_command(["dvc", "exp", "run", "--temp", "--force", "-n", dataset, *sets], env=env)
+        run_command(
+            ["dvc", "exp", "run", "--temp", "--force", "-n", dataset, *sets], env=env, stream=True
+        )
         total = time.perf_counter() - start
         stage_seconds = read_timings(timings)
     ref = f"refs/exps/{head[:2]}/{head[2:]}/{dataset}"
