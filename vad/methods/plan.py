@@ -12,8 +12,9 @@ stages resolve that into one file per method, and the method stages depend on th
   cache the method reads, so a new dynamic flow re-runs the motion stream but not the
   appearance stream.
 
-Both are written for every registered method, enabled or not, so switching `methods` re-runs
-neither. Files are JSON with sorted keys: equal content, equal bytes.
+Both are written for every registered method, enabled or not, so switching `methods` changes
+neither's files (`settings` re-reads all of params.yaml in under a second on any change; its
+unchanged files re-run nothing). Files are JSON with sorted keys: equal content, equal bytes.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ from vad.methods.base import KINDS, Method
 from vad.methods.registry import REGISTRY, enabled_methods, get_method
 from vad.methods.stage_files import FORMAT, dump
 
-CACHES_FILE = "caches.json"
-
+CACHES_FILE = "caches.json"  # {method: [caches it reads]}: all the inputs stage needs
 REPO = ROOT.parent
 
 
