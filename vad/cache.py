@@ -154,6 +154,15 @@ def video_digests(source: str | Path | h5py.File) -> dict[str, str]:
         return digests
 
 
+def input_video_digests(source: str | Path | h5py.File, stage: str) -> dict[str, str]:
+    """`video_digests` of a stage's input cache; a cache written before digests existed is an
+    error that names the file, the video and the stage to re-run."""
+    try:
+        return video_digests(source)
+    except MissingDigestError as error:
+        raise ValueError(f"{error}; re-run the {stage} stage (`dvc repro -f {stage}`)") from error
+
+
 def cache_digest(source: str | Path | h5py.File, keys: Iterable[str] | None = None) -> str:
     """The content digest of a whole cache: `combine_digests` of its videos' digests by key.
 

@@ -19,12 +19,11 @@ from vad.cache import (
     COMPLETE,
     DIGEST,
     INPUT_DIGEST,
-    MissingDigestError,
     ResumableCache,
     array_digest,
     chunked_dataset,
+    input_video_digests,
     iter_videos,
-    video_digests,
     video_key,
 )
 from vad.motion.dynamic_flow import dynamic_flows
@@ -63,15 +62,6 @@ def _carried_attrs(flow_group: h5py.Group) -> dict:
     return {key: value for key, value in flow_group.attrs.items() if key not in own}
 
 
-def _flow_digests(f: h5py.File) -> dict[str, str]:
-    """The content digest of every video of an open flow.h5, by key; a flow cache written
-    before digests existed fails, naming the file and the video."""
-    try:
-        return video_digests(f)
-    except MissingDigestError as error:
-        raise ValueError(f"{error}; re-run the flow stage (`dvc repro -f flow`)") from error
-
-
 def run_dynamic_flow_stage(
     flow_path: str | Path,
     out_path: str | Path,
@@ -84,7 +74,7 @@ def run_dynamic_flow_stage(
         videos = {
             video_key(split, name): _carried_attrs(group) for split, name, group in iter_videos(f)
         }
-        input_digests = _flow_digests(f)
+        input_digests = input_video_digests(f, "flow")
     with ResumableCache(out_path, asdict(settings)) as cache:
         cache.retain(videos)
         todo = [key for key in videos if not cache.is_done(key, input_digests[key])]

@@ -25,12 +25,11 @@ import h5py
 import numpy as np
 
 from vad.cache import (
-    MissingDigestError,
     ResumableCache,
     array_digest,
     chunked_dataset,
+    input_video_digests,
     iter_videos,
-    video_digests,
     video_key,
 )
 from vad.motion.flow import (
@@ -88,15 +87,6 @@ def _videos(f: h5py.File) -> Iterator[tuple[str, str, h5py.Group]]:
         if "frames" not in group:
             raise ValueError(f"{f.filename}: video '{split}/{name}' has no 'frames' dataset")
         yield split, name, group
-
-
-def _frame_digests(f: h5py.File) -> dict[str, str]:
-    """The content digest of every video of an open frames.h5, by key; a frame cache written
-    before digests existed fails, naming the file and the video."""
-    try:
-        return video_digests(f)
-    except MissingDigestError as error:
-        raise ValueError(f"{error}; re-run the frames stage (`dvc repro -f frames`)") from error
 
 
 def read_frames(frames_path: str | Path, key: str) -> np.ndarray:
@@ -224,7 +214,7 @@ def run_flow_stage(
 
     with h5py.File(frames_path, "r") as f:
         videos = {video_key(split, name): len(group["frames"]) for split, name, group in _videos(f)}
-        input_digests = _frame_digests(f)
+        input_digests = input_video_digests(f, "frames")
     settings = {"method": method, "options": options, "size": size}
 
     with ResumableCache(out_path, settings) as cache:
