@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from vad.config import Section, load_params
-from vad.datasets import open_dataset
+from vad.datasets import CORRUPT_FRAMES, corrupt_frame_warnings, open_dataset
 from vad.frame_cache import COLORS, write_frame_cache
 from vad.timing import timed_stage
 
@@ -24,6 +25,7 @@ def main() -> None:
         data.str("root", default="") or None,
         layout=data.str("layout", default="auto"),
         options=data.mapping("synthetic") if name == "synthetic" else None,
+        corrupt_frames=data.str("corrupt_frames", list(CORRUPT_FRAMES), default="error"),
     )
     write_frame_cache(
         dataset,
@@ -32,6 +34,8 @@ def main() -> None:
         color=frames.str("color", list(COLORS)),
         size=frames.size("size", allow_none=True),
     )
+    for line in corrupt_frame_warnings(dataset.videos):  # only with data.corrupt_frames: warn
+        print(f"frames: warning: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,31 @@ def write_image(path: Path, image: np.ndarray) -> Path:
     return path
 
 
+def textured_frame(seed: int = 0) -> np.ndarray:
+    """An RGB frame of smoothed noise: enough JPEG scan data to damage in the middle."""
+    noise = np.random.default_rng(seed).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(noise, (3, 3), 0)
+
+
+def damaged_jpeg(image: np.ndarray, length: int = 48) -> tuple[bytes, bytes]:
+    """(intact, damaged) JPEG encodings of RGB `image`: `length` bytes in the middle of the
+    entropy-coded scan data overwritten with garbage that holds no 0xFF (so no marker appears);
+    the start-of-image and end-of-image (FF D9) markers stay intact."""
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    assert ok
+    intact = encoded.tobytes()
+    sos = intact.index(b"\xff\xda")
+    scan_start = sos + 2 + int.from_bytes(intact[sos + 2 : sos + 4], "big")
+    scan_end = len(intact) - 2  # the FF D9 end marker
+    middle = (scan_start + scan_end) // 2
+    assert scan_end - scan_start > 2 * length, "scan data too short to damage"
+    garbage = bytes((17 + 37 * i) % 251 for i in range(length))
+    start = middle - length // 2
+    damaged = intact[:start] + garbage + intact[start + length :]
+    assert damaged.endswith(b"\xff\xd9") and len(damaged) == len(intact)
+    return intact, damaged
+
+
 def write_avi(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
     """RGB frames -> MJPG AVI."""
     path.parent.mkdir(parents=True, exist_ok=True)

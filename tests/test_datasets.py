@@ -3,6 +3,7 @@ they must reject (with the path at fault in the message), and the real Ped2 when
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import sys
@@ -10,6 +11,7 @@ import types
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import scipy.io
@@ -20,11 +22,13 @@ from dataset_fixtures import (
     TEST_RANGES,
     TRAIN_LENGTHS,
     clip_frames,
+    damaged_jpeg,
     frame_gray,
     frame_mask,
     frame_rgb,
     gt_cell,
     labels_for,
+    textured_frame,
     vol_label,
     write_avenue,
     write_avi,
@@ -36,7 +40,15 @@ from dataset_fixtures import (
     write_videos,
 )
 
-from vad.datasets import DATASET_NAMES, LAYOUTS, DatasetError, imageio, open_dataset
+from vad.datasets import (
+    DATASET_NAMES,
+    LAYOUTS,
+    DatasetError,
+    corrupt_frame_warnings,
+    imageio,
+    open_dataset,
+)
+from vad.datasets.decoder_messages import capture_messages, corrupt_jpeg_messages, forward
 from vad.datasets.ucsd import parse_gt_file
 
 EXPECTED_LABELS = [labels_for(r, n) for r, n in zip(TEST_RANGES, TEST_LENGTHS, strict=True)]
@@ -230,15 +242,21 @@ def test_ucsd_masks_for_a_missing_clip(tmp_path):
         open_dataset("ped2", root)
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated"])
-def test_ucsd_unreadable_frame(tmp_path, damage):
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        ("garbage", ("not a JPEG/PNG/BMP/TIFF image (starts with bytes 6e 6f 74 20 61 20",)),
+        ("truncated", ("unreadable or damaged TIFF image",)),
+    ],
+)
+def test_ucsd_unreadable_frame(tmp_path, damage, words):
     root = write_ucsd(tmp_path)
     bad = root / "UCSDped2" / "Test" / "Test002" / "004.tif"
     data = bad.read_bytes()
     bad.write_bytes(b"not a tiff" if damage == "garbage" else data[: len(data) // 2])
     video = open_dataset("ped2", root).test[1]
     video.frame(2)
-    with raises_naming(bad, "unreadable"):
+    with raises_naming(bad, *words):
         video.frame(3)
 
 
@@ -374,6 +392,121 @@ def test_frames_truncated_jpeg(tmp_path):
     first.write_bytes(first.read_bytes()[:100])
     with raises_naming(first, "truncated JPEG"):
         open_dataset("ped2", root)
+
+
+def test_frames_corrupt_jpeg_data(tmp_path):
+    root = write_frames_layout(tmp_path)
+    bad = root / "testing" / "frames" / "02" / "003.jpg"
+    intact, damaged = damaged_jpeg(textured_frame())
+    # OpenCV alone decodes the damaged file without complaint, into a visibly wrong image
+    decoded = [
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) for data in (intact, damaged)
+    ]
+    assert decoded[1] is not None
+    assert np.abs(decoded[1].astype(int) - decoded[0]).mean() > 5
+    bad.write_bytes(intact)
+    video = open_dataset("ped2", root).test[1]
+    np.testing.assert_array_equal(video.frame(3), cv2.cvtColor(decoded[0], cv2.COLOR_BGR2RGB))
+    bad.write_bytes(damaged)
+    video.frame(2)
+    with raises_naming(bad, "corrupt JPEG data (libjpeg: Corrupt JPEG data:", "extraneous bytes"):
+        video.frame(3)
+    first = root / "training" / "frames" / "01" / "000.jpg"
+    first.write_bytes(damaged)
+    with raises_naming(first, "corrupt JPEG data"):
+        open_dataset("ped2", root)
+
+
+def test_frames_corrupt_jpeg_data_as_warning(tmp_path):
+    root = write_frames_layout(tmp_path)
+    clip = root / "testing" / "frames" / "02"
+    for name in ("005.jpg", "003.jpg"):
+        (clip / name).write_bytes(damaged_jpeg(textured_frame())[1])
+    dataset = open_dataset("ped2", root, corrupt_frames="warn")
+    assert corrupt_frame_warnings(dataset.videos) == []
+    for video in dataset.videos:
+        for frame in video.frames():
+            assert frame.shape == (HEIGHT, video.width, 3)
+    [line] = corrupt_frame_warnings(dataset.videos)
+    assert line.startswith(f"{clip}: 2 of 7 frames have corrupt JPEG data and were used as decoded")
+    assert "003.jpg, 005.jpg (first: corrupt JPEG data (libjpeg: Corrupt JPEG data" in line
+    with pytest.raises(ValueError, match="corrupt_frames 'ignore'"):
+        open_dataset("ped2", root, corrupt_frames="ignore")
+
+
+def test_frames_stage_corrupt_frames_param(tmp_path, monkeypatch, capsys):
+    from stages import frames as frames_stage
+
+    root = write_frames_layout(tmp_path / "ped2")
+    bad = root / "training" / "frames" / "02" / "001.jpg"
+    bad.write_bytes(damaged_jpeg(textured_frame())[1])
+    monkeypatch.chdir(tmp_path)
+    argv = ["frames", "--frames", "frames.h5", "--ground-truth", "ground_truth.h5"]
+    monkeypatch.setattr(sys, "argv", argv)
+    params = (
+        f"data:\n  name: ped2\n  root: {root}\n  corrupt_frames: {{}}\nframes:\n  color: gray\n"
+    )
+    (tmp_path / "params.yaml").write_text(params.format("error"))
+    with raises_naming(bad, "corrupt JPEG data"):
+        frames_stage.main()
+    (tmp_path / "params.yaml").write_text(params.format("warn"))
+    frames_stage.main()
+    err = capsys.readouterr().err
+    assert f"frames: warning: {bad.parent}: 1 of 5 frames have corrupt JPEG data" in err
+    assert (tmp_path / "frames.h5").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", ("empty file (0 bytes)",)),
+        (
+            b"hello, I am text\n",
+            ("not a JPEG/PNG/BMP/TIFF image (starts with bytes 68 65 6c 6c 6f",),
+        ),
+    ],
+)
+@pytest.mark.parametrize("file", ["training/frames/01/003.jpg", "testing/masks/01/003.png"])
+def test_frames_empty_or_non_image_file(tmp_path, content, words, file):
+    root = write_frames_layout(tmp_path)
+    bad = root / file
+    bad.write_bytes(content)
+    dataset = open_dataset("ped2", root)
+    with raises_naming(bad, *words) as info:
+        if "masks" in file:
+            dataset.ground_truth["01"].load_masks()
+        else:
+            dataset.train[0].frame(3)
+    assert "truncated" not in str(info.value)
+
+
+def test_frames_damaged_mask_png(tmp_path):
+    root = write_frames_layout(tmp_path)
+    bad = root / "testing" / "masks" / "01" / "004.png"
+    data = bytearray(bad.read_bytes())
+    data[len(data) // 2] ^= 0x55  # the IDAT checksum no longer matches
+    bad.write_bytes(bytes(data))
+    masks = open_dataset("ped2", root).ground_truth["01"].load_masks
+    with raises_naming(bad, "unreadable or damaged PNG image (decoder: libpng error"):
+        masks()
+
+
+def test_decoder_messages_are_captured_and_the_rest_forwarded(capfd):
+    said = b"Corrupt JPEG data: bad Huffman code\nfrom another thread\n"
+    result, text = capture_messages(lambda: os.write(2, said) and 7)
+    assert result == 7
+    assert capfd.readouterr().err == ""
+    corrupt, rest = corrupt_jpeg_messages(text)
+    assert corrupt == ["Corrupt JPEG data: bad Huffman code"]
+    assert rest == "from another thread\n"
+    forward(rest)
+    assert capfd.readouterr().err == "from another thread\n"
+    assert capture_messages(lambda: None) == (None, "")  # the captured text was cleared
+    for benign in ("Corrupt JPEG data: bad ICC marker", "Warning: unknown JFIF revision 3.01"):
+        assert corrupt_jpeg_messages(benign) == ([], benign)
+    assert corrupt_jpeg_messages("Premature end of JPEG file\n")[0] == [
+        "Premature end of JPEG file"
+    ]
 
 
 def test_frames_unreadable_frame(tmp_path):

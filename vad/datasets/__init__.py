@@ -11,6 +11,7 @@ from pathlib import Path
 from vad.datasets.avenue import open_avenue
 from vad.datasets.base import Dataset, DatasetError, GroundTruth, Video
 from vad.datasets.frames import open_frames
+from vad.datasets.imageio import CORRUPT_FRAMES, corrupt_frame_warnings
 from vad.datasets.shanghaitech import open_shanghaitech
 from vad.datasets.ucsd import open_ucsd
 from vad.datasets.videos import open_videos
@@ -30,12 +31,14 @@ _NATIVE_LAYOUT = {
 }
 
 __all__ = [
+    "CORRUPT_FRAMES",
     "DATASET_NAMES",
     "LAYOUTS",
     "Dataset",
     "DatasetError",
     "GroundTruth",
     "Video",
+    "corrupt_frame_warnings",
     "detect_layout",
     "open_dataset",
 ]
@@ -53,16 +56,25 @@ def open_dataset(
     root: str | Path | None,
     layout: str = "auto",
     options: dict | None = None,
+    corrupt_frames: str = "error",
 ) -> Dataset:
     """Open dataset `name` stored under `root` in `layout` ("auto": detected from the folders).
 
     `options` are passed to the synthetic generator only (and ignored by the other readers).
-    Raises ValueError for an unknown name or layout, DatasetError for bad or missing data.
+    `corrupt_frames` says what a frame image with corrupt JPEG data is: "error" (a DatasetError
+    when it is read) or "warn" (used as decoded; `corrupt_frame_warnings(dataset.videos)` then
+    lists them per clip). Video files are decoded by FFmpeg, which is not checked this way.
+    Raises ValueError for an unknown name, layout or corrupt_frames, DatasetError for bad or
+    missing data.
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; valid layouts: {', '.join(LAYOUTS)}")
+    if corrupt_frames not in CORRUPT_FRAMES:
+        raise ValueError(
+            f"unknown corrupt_frames {corrupt_frames!r}; valid: {', '.join(CORRUPT_FRAMES)}"
+        )
 
     if name == "synthetic":
         if layout != "auto":
@@ -79,11 +91,12 @@ def open_dataset(
     if layout == "auto":
         layout = detect_layout(name, root)
     if layout == "frames":  # a benchmark must come with ground truth, a generic folder need not
-        return open_frames(root, name, require_labels=name in BENCHMARKS)
-    readers = {
-        "ucsd": open_ucsd,
-        "avenue": open_avenue,
-        "shanghaitech": open_shanghaitech,
-        "videos": open_videos,
-    }
+        return open_frames(
+            root, name, require_labels=name in BENCHMARKS, corrupt_frames=corrupt_frames
+        )
+    if layout == "ucsd":
+        return open_ucsd(root, name, corrupt_frames=corrupt_frames)
+    if layout == "shanghaitech":
+        return open_shanghaitech(root, name, corrupt_frames=corrupt_frames)
+    readers = {"avenue": open_avenue, "videos": open_videos}  # video files only
     return readers[layout](root, name)

@@ -72,10 +72,13 @@ def _read_masks(root: Path, test: list[Video]) -> dict[str, GroundTruth]:
     }
 
 
-def open_frames(root: Path, name: str = "frames", require_labels: bool = False) -> Dataset:
-    """Read a dataset in the frames layout; `require_labels` makes missing ground truth an error."""
-    train = image_clips(root / "training" / "frames", "train")
-    test = image_clips(root / "testing" / "frames", "test")
+def open_frames(
+    root: Path, name: str = "frames", require_labels: bool = False, corrupt_frames: str = "error"
+) -> Dataset:
+    """Read a dataset in the frames layout; `require_labels` makes missing ground truth an error,
+    `corrupt_frames` is passed to `image_clips`."""
+    train = image_clips(root / "training" / "frames", "train", corrupt_frames=corrupt_frames)
+    test = image_clips(root / "testing" / "frames", "test", corrupt_frames=corrupt_frames)
     masks = _read_masks(root, test)
     mat = _find_mat(root, name)
 

@@ -20,11 +20,13 @@ import numpy as np
 import scipy.io
 
 from vad.datasets.base import DatasetError, Video
+from vad.datasets.decoder_messages import capture_messages, corrupt_jpeg_messages, forward
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mov", ".mkv", ".mpg", ".webm"})
-_JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg"})
 _JPEG_EOI = b"\xff\xd9"
+CORRUPT_FRAMES = ("error", "warn")  # a frame with corrupt JPEG data: an error, or a warning
+_LISTED = 10  # corrupt frames named in a clip's warning
 
 
 # ----------------------------------------------------------------------------- folders
@@ -74,42 +76,139 @@ def _read_bytes(path: str | Path) -> np.ndarray:
         raise DatasetError(f"{path}: cannot read file ({error.strerror or error})") from error
 
 
-def _decode(path: str | Path, flags: int) -> np.ndarray:
+# The first bytes of each image format in IMAGE_EXTENSIONS; files are recognised by content.
+_SIGNATURES = (
+    (b"\xff\xd8", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),  # BigTIFF
+    (b"MM\x00+", "TIFF"),
+)
+
+
+def _image_format(path: str | Path, data: np.ndarray) -> str:
+    """ "JPEG", "PNG", "BMP" or "TIFF", from the file's first bytes."""
+    if not data.size:
+        raise DatasetError(f"{path}: empty file (0 bytes)")
+    head = data[:8].tobytes()
+    for signature, kind in _SIGNATURES:
+        if head.startswith(signature):
+            return kind
+    raise DatasetError(f"{path}: not a JPEG/PNG/BMP/TIFF image (starts with bytes {head.hex(' ')})")
+
+
+def _check_jpeg_end(path: str | Path, data: np.ndarray) -> None:
+    """OpenCV decodes a truncated JPEG without error, so require the end-of-image marker,
+    allowing the zero padding some writers append."""
+    if data[-2:].tobytes() != _JPEG_EOI:
+        end = np.flatnonzero(data)[-1:] + 1  # after the last nonzero byte
+        if not end.size or data[max(end[0] - 2, 0) : end[0]].tobytes() != _JPEG_EOI:
+            raise DatasetError(f"{path}: truncated JPEG (no end-of-image marker FF D9)")
+
+
+def decode_image(path: str | Path, flags: int) -> tuple[np.ndarray, str | None]:
+    """Decode one image file with OpenCV `flags`. Returns the image and, when libjpeg reported
+    corrupt data (the image is then damaged), a description of the problem; None otherwise.
+    Raises DatasetError for a file that is empty, not an image, truncated or undecodable."""
     data = _read_bytes(path)
-    if os.path.splitext(str(path))[1].lower() in _JPEG_EXTENSIONS:
-        # OpenCV decodes a truncated JPEG without error (it only prints a warning), so check
-        # for the end-of-image marker, allowing the zero padding some writers append.
-        if data[-2:].tobytes() != _JPEG_EOI:
-            end = np.flatnonzero(data)[-1:] + 1  # after the last nonzero byte
-            if not end.size or data[max(end[0] - 2, 0) : end[0]].tobytes() != _JPEG_EOI:
-                raise DatasetError(f"{path}: truncated JPEG (no end-of-image marker FF D9)")
-    image = cv2.imdecode(data, flags) if data.size else None
+    kind = _image_format(path, data)
+    if kind == "JPEG":
+        _check_jpeg_end(path, data)
+
+    def decode() -> np.ndarray | None:
+        try:
+            return cv2.imdecode(data, flags)
+        except cv2.error:
+            return None
+
+    image, text = capture_messages(decode)
     if image is None:
-        raise DatasetError(f"{path}: unreadable or truncated image file")
+        said = " ".join(text.split())
+        detail = f" (decoder: {said})" if said else ""
+        raise DatasetError(f"{path}: unreadable or damaged {kind} image{detail}")
+    corrupt, rest = corrupt_jpeg_messages(text) if kind == "JPEG" else ([], text)
+    forward(rest)
+    if corrupt:
+        return image, f"corrupt JPEG data (libjpeg: {'; '.join(corrupt)})"
+    return image, None
+
+
+def _strict(path: str | Path, decoded: tuple[np.ndarray, str | None]) -> np.ndarray:
+    image, problem = decoded
+    if problem is not None:
+        raise DatasetError(f"{path}: {problem}")
     return image
 
 
+def decode_frame(path: str | Path) -> tuple[np.ndarray, str | None]:
+    """One frame file as H×W×3 uint8 RGB, and the corrupt-data problem if any (`decode_image`)."""
+    image, problem = decode_image(path, cv2.IMREAD_COLOR)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), problem
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """One frame file as H×W×3 uint8 RGB."""
-    return cv2.cvtColor(_decode(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    """One frame file as H×W×3 uint8 RGB; corrupt data is an error."""
+    return _strict(path, decode_frame(path))
 
 
 def read_mask(path: str | Path) -> np.ndarray:
     """One mask image as H×W bool: any nonzero pixel (in any colour channel) is anomalous."""
-    mask = _decode(path, cv2.IMREAD_UNCHANGED)
+    mask = _strict(path, decode_image(path, cv2.IMREAD_UNCHANGED))
     if mask.ndim == 3:
         return mask[..., :3].any(axis=2)  # drop an alpha channel
     return mask > 0
 
 
 class ImageSequence:
-    """`load_frame` for a clip stored as one image file per frame."""
+    """`load_frame` for a clip stored as one image file per frame.
 
-    def __init__(self, paths: list[Path]):
+    A frame with corrupt JPEG data is an error with `corrupt_frames="error"`; with "warn" it is
+    returned as decoded and remembered in `corrupt` (frame index -> problem) for `warning()`.
+    """
+
+    def __init__(self, paths: list[Path], corrupt_frames: str = "error"):
+        if corrupt_frames not in CORRUPT_FRAMES:
+            raise ValueError(
+                f"corrupt_frames must be one of {CORRUPT_FRAMES}, got {corrupt_frames!r}"
+            )
         self.paths = tuple(str(p) for p in paths)
+        self.corrupt_frames = corrupt_frames
+        self.corrupt: dict[int, str] = {}
 
     def __call__(self, index: int) -> np.ndarray:
-        return read_image(self.paths[index])
+        path = self.paths[index]
+        frame, problem = decode_frame(path)
+        if problem is not None:
+            if self.corrupt_frames == "error":
+                raise DatasetError(f"{path}: {problem}")
+            self.corrupt[index] = problem
+        return frame
+
+    def warning(self) -> str | None:
+        """One line about the corrupt frames read so far (None when there were none)."""
+        if not self.corrupt:
+            return None
+        indices = sorted(self.corrupt)
+        names = [Path(self.paths[i]).name for i in indices[:_LISTED]]
+        more = f" and {len(indices) - _LISTED} more" if len(indices) > _LISTED else ""
+        return (
+            f"{Path(self.paths[0]).parent}: {len(indices)} of {len(self.paths)} frames have "
+            f"corrupt JPEG data and were used as decoded: {', '.join(names)}{more} "
+            f"(first: {self.corrupt[indices[0]]})"
+        )
+
+
+def corrupt_frame_warnings(videos: list[Video]) -> list[str]:
+    """Per clip read with corrupt_frames="warn", a line about its corrupt frames read so far."""
+    lines = []
+    for video in videos:
+        if isinstance(video.load_frame, ImageSequence):
+            line = video.load_frame.warning()
+            if line:
+                lines.append(line)
+    return lines
 
 
 class MaskSequence:
@@ -119,7 +218,8 @@ class MaskSequence:
         self.paths = tuple(str(p) for p in paths)
         self.height, self.width = height, width
 
-    def _read(self, path: str) -> np.ndarray:
+    def read_file(self, path: str) -> np.ndarray:
+        """One of the mask files, checked against the video's size."""
         mask = read_mask(path)
         if mask.shape != (self.height, self.width):
             raise DatasetError(
@@ -131,16 +231,19 @@ class MaskSequence:
     def __call__(self) -> np.ndarray:
         masks = np.empty((len(self.paths), self.height, self.width), dtype=bool)
         for index, path in enumerate(self.paths):
-            masks[index] = self._read(path)
+            masks[index] = self.read_file(path)
         return masks
 
 
-def image_clip(folder: Path, split: str, name: str | None = None) -> Video:
+def image_clip(
+    folder: Path, split: str, name: str | None = None, corrupt_frames: str = "error"
+) -> Video:
     """A clip stored as a folder of frame images; reads the first frame for the size."""
     paths = list_files(folder, IMAGE_EXTENSIONS)
     if not paths:
         raise DatasetError(f"{folder}: clip has no frames (no image files)")
-    height, width = read_image(paths[0]).shape[:2]
+    load_frame = ImageSequence(paths, corrupt_frames)
+    height, width = load_frame(0).shape[:2]
     return Video(
         name=name or folder.name,
         split=split,
@@ -148,17 +251,19 @@ def image_clip(folder: Path, split: str, name: str | None = None) -> Video:
         height=height,
         width=width,
         source=str(folder),
-        load_frame=ImageSequence(paths),
+        load_frame=load_frame,
     )
 
 
-def image_clips(folder: Path, split: str, pattern: str | None = None) -> list[Video]:
+def image_clips(
+    folder: Path, split: str, pattern: str | None = None, corrupt_frames: str = "error"
+) -> list[Video]:
     """Every clip folder (matching `pattern`) in `folder`, sorted by name; at least one."""
     require_dir(folder, f"{split} split")
     dirs = list_dirs(folder, pattern)
     if not dirs:
         raise DatasetError(f"{folder}: {split} split has no clip folders")
-    return [image_clip(d, split) for d in dirs]
+    return [image_clip(d, split, corrupt_frames=corrupt_frames) for d in dirs]
 
 
 def mask_folder(folder: Path, video: Video) -> MaskSequence:
@@ -171,7 +276,7 @@ def mask_folder(folder: Path, video: Video) -> MaskSequence:
             f"which has {video.num_frames} frames"
         )
     masks = MaskSequence(paths, video.height, video.width)
-    masks._read(masks.paths[0])
+    masks.read_file(masks.paths[0])
     return masks
 
 

@@ -48,10 +48,12 @@ def _check_count(folder: Path, test_dir: Path, test: list[Video]) -> None:
         )
 
 
-def open_shanghaitech(root: Path, name: str = "shanghaitech") -> Dataset:
+def open_shanghaitech(
+    root: Path, name: str = "shanghaitech", corrupt_frames: str = "error"
+) -> Dataset:
     train = video_clips(root / "training" / "videos", "train")
     test_dir = root / "testing" / "frames"
-    test = image_clips(test_dir, "test")
+    test = image_clips(test_dir, "test", corrupt_frames=corrupt_frames)
     label_dir = require_dir(root / "testing" / "test_frame_mask", "ShanghaiTech frame-label")
     _check_count(label_dir, test_dir, test)
     mask_dir = root / "testing" / "test_pixel_mask"

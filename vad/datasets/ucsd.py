@@ -75,11 +75,11 @@ def _gt_file(test_dir: Path, subset: str) -> Path:
     return others[0] if len(others) == 1 else named
 
 
-def open_ucsd(root: Path, name: str) -> Dataset:
+def open_ucsd(root: Path, name: str, corrupt_frames: str = "error") -> Dataset:
     folder = find_subset_folder(root, name)
-    train = image_clips(folder / "Train", "train", r"Train\d+")
+    train = image_clips(folder / "Train", "train", r"Train\d+", corrupt_frames)
     test_dir = folder / "Test"
-    test = image_clips(test_dir, "test", r"Test\d+")
+    test = image_clips(test_dir, "test", r"Test\d+", corrupt_frames)
 
     subset = folder.name
     if not re.fullmatch(r"UCSDped\d", subset) and name in ("ped1", "ped2"):
