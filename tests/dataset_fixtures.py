@@ -135,11 +135,13 @@ def write_ucsd_m(path: Path, clip_ranges) -> Path:
     return path
 
 
-def gt_cell(clip_ranges) -> np.ndarray:
-    """The `gt` variable of an MNAD-style .mat: a 1×N cell of 2×R [start; end] arrays."""
+def gt_cell(clip_ranges, rows: bool = False) -> np.ndarray:
+    """The `gt` variable of an MNAD-style .mat: a 1×N cell of 2×R [start; end] arrays (or, with
+    `rows`, of R×2 arrays, one [start, end] range per row)."""
     cell = np.empty((1, len(clip_ranges)), dtype=object)
     for clip, ranges in enumerate(clip_ranges):
-        cell[0, clip] = np.array(ranges, dtype=np.uint16).reshape(-1, 2).T
+        array = np.array(ranges, dtype=np.uint16).reshape(-1, 2)
+        cell[0, clip] = array if rows else array.T
     return cell
 
 

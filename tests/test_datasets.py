@@ -49,6 +49,7 @@ from vad.datasets import (
     open_dataset,
 )
 from vad.datasets.decoder_messages import capture_messages, corrupt_jpeg_messages, forward
+from vad.datasets.frames import clip_ranges, read_mat_ranges
 from vad.datasets.ucsd import parse_gt_file
 
 EXPECTED_LABELS = [labels_for(r, n) for r, n in zip(TEST_RANGES, TEST_LENGTHS, strict=True)]
@@ -176,13 +177,20 @@ def test_ucsd_gt_file_parsing(tmp_path):
         "TestVideoFile{end+1}.gt_frame = [1:10, 50:60];\n"
         "TestVideoFile{end+1}.gt_frame = [5:90 140:200];\n"
         "TestVideoFile{end+1}.gt_frame = [7];\n"
+        "TestVideoFile{end+1}.gt_frame = [1:2:7, 20 : 1 : 22,];\n"
+        "TestVideoFile{end+1}.gt_frame = [];\n"
     )
     assert parse_gt_file(path) == [
         [(60, 152)],
         [(1, 10), (50, 60)],
         [(5, 90), (140, 200)],
         [(7, 7)],
+        [(1, 1), (3, 3), (5, 5), (7, 7), (20, 22)],  # a:step:b as MATLAB reads it
+        [],
     ]
+    path.write_text("TestVideoFile{end+1}.gt_frame = [1:0:7];\n")
+    with raises_naming(path, "entry 1 [1:0:7]"):
+        parse_gt_file(path)
     path.write_text("TestVideoFile{end+1}.gt_frame = [system('rm -rf /')];\n")
     with raises_naming(path, "entry 1"):
         parse_gt_file(path)
@@ -338,6 +346,67 @@ def test_frames_range_beyond_the_clip(tmp_path):
     root = write_frames_layout(tmp_path)
     scipy.io.savemat(root / "ped2.mat", {"gt": gt_cell([[(3, 9)], [], []])})
     with raises_naming(root / "ped2.mat", "[3, 9]"):
+        open_dataset("ped2", root)
+
+
+@pytest.mark.parametrize("rows", [False, True])
+def test_frames_mat_ranges_in_either_orientation(tmp_path, rows):
+    root = write_frames_layout(tmp_path)
+    clip_ranges = [[(1, 1), (3, 5), (7, 8)], [(1, 2), (6, 7)], [(2, 6)]]  # 3, 2 and 1 ranges
+    scipy.io.savemat(root / "ped2.mat", {"gt": gt_cell(clip_ranges, rows=rows)})
+    arrays = read_mat_ranges(root / "ped2.mat")
+    assert [a.shape for a in arrays] == (
+        [(3, 2), (2, 2), (1, 2)] if rows else [(2, 3), (2, 2), (2, 1)]
+    )
+    dataset = open_dataset("ped2", root)
+    for video, ranges in zip(dataset.test, clip_ranges, strict=True):
+        expected = labels_for(ranges, video.num_frames)
+        np.testing.assert_array_equal(dataset.ground_truth[video.name].labels, expected)
+
+
+def test_clip_ranges_two_by_two_decided_by_validity():
+    # the case: 88-120 and 150-180 of a 180-frame clip, stored either way
+    for array in ([[88, 120], [150, 180]], [[88, 150], [120, 180]]):
+        assert clip_ranges(np.array(array), 180, "gt") == [(88, 120), (150, 180)]
+    for array in ([[7, 9]], [[7], [9]]):  # one range, as a row or a column
+        assert clip_ranges(np.array(array), 10, "gt") == [(7, 9)]
+    assert clip_ranges(np.zeros((2, 0), dtype=np.int64), 10, "gt") == []
+
+
+@pytest.mark.parametrize(
+    ("array", "readings"),
+    [
+        (
+            [[5, 1], [6, 2]],
+            (
+                "[5, 6], [1, 2] (range [1, 2] does not start after",
+                "[5, 1], [6, 2] (range [5, 1] ends before",
+            ),
+        ),
+        (
+            [[2, 5], [3, 9]],
+            (
+                "[2, 3], [5, 9] (range [5, 9] outside frames 1..7)",
+                "[2, 5], [3, 9] (range [3, 9] outside",
+            ),
+        ),
+    ],
+)
+def test_frames_mat_ambiguous_orientation_is_refused(tmp_path, array, readings):
+    root = write_frames_layout(tmp_path)
+    cell = gt_cell(TEST_RANGES)
+    cell[0, 1] = np.array(array, dtype=np.uint16)
+    scipy.io.savemat(root / "ped2.mat", {"gt": cell})
+    with raises_naming(
+        root / "ped2.mat", "gt{2}, clip 02", "cannot tell the orientation", *readings
+    ):
+        open_dataset("ped2", root)
+
+
+def test_frames_mat_ranges_out_of_order(tmp_path):
+    root = write_frames_layout(tmp_path)
+    scipy.io.savemat(root / "ped2.mat", {"gt": gt_cell([[(6, 8), (1, 2), (4, 4)], [], []])})
+    with raises_naming(root / "ped2.mat", "gt{1}, clip 01", "range [1, 2] does not start after"):
         open_dataset("ped2", root)
 
 

@@ -121,6 +121,22 @@ def check_masks(video: Video, masks: np.ndarray, source: str | Path) -> np.ndarr
     return masks.astype(bool)
 
 
+def range_problem(ranges: list[tuple[int, int]], num_frames: int) -> str | None:
+    """Why `ranges` are not the anomalous ranges of a clip of `num_frames` frames, or None when
+    they are: 1-based inclusive [start, end] with 1 <= start <= end <= num_frames, ascending and
+    disjoint."""
+    previous_end = 0
+    for start, end in ranges:
+        if start > end:
+            return f"range [{start}, {end}] ends before it starts"
+        if not 1 <= start <= end <= num_frames:
+            return f"range [{start}, {end}] outside frames 1..{num_frames}"
+        if start <= previous_end:
+            return f"range [{start}, {end}] does not start after the previous range's end"
+        previous_end = end
+    return None
+
+
 def ranges_to_labels(ranges: list[tuple[int, int]], num_frames: int, source: str) -> np.ndarray:
     """1-based inclusive [start, end] ranges -> bool labels of length num_frames."""
     labels = np.zeros(num_frames, dtype=bool)

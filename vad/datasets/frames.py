@@ -5,7 +5,8 @@
     testing/masks/<clip>/000.png ...     optional pixel masks (0/255), one per test frame
     <name>.mat                           frame-level GT: variable `gt`, a 1×N cell (one per test
                                          clip, in sorted order) of 2×R arrays of 1-based
-                                         inclusive [start; end] anomalous ranges
+                                         inclusive [start; end] anomalous ranges (R×2 [start,
+                                         end] rows are accepted where unambiguous)
 
 The .mat is `<name>.mat` if present, else the single `*.mat` at the root. Without one, frame
 labels come from the masks (a frame is anomalous if its mask has any anomalous pixel), which then
@@ -18,12 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.datasets.base import Dataset, DatasetError, GroundTruth, Video, ranges_to_labels
+from vad.datasets.base import (
+    Dataset,
+    DatasetError,
+    GroundTruth,
+    Video,
+    range_problem,
+    ranges_to_labels,
+)
 from vad.datasets.imageio import image_clips, list_dirs, load_mat_variable, mask_folder
 
 
-def read_mat_ranges(path: Path) -> list[list[tuple[int, int]]]:
-    """Per test clip, the 1-based inclusive anomalous ranges stored in `gt` of a .mat file."""
+def read_mat_ranges(path: Path) -> list[np.ndarray]:
+    """Per test clip, the integer array of anomalous ranges stored in `gt` of a .mat file: 2×R
+    [start; end] columns or R×2 [start, end] rows (2×0 for a clip without anomaly). Which of the
+    two a 2×2 array is depends on the clip's frame count: see `clip_ranges`."""
     gt = load_mat_variable(path, "gt")
     if gt.dtype != object:
         raise DatasetError(f"{path}: variable 'gt' is a {gt.dtype} array, expected a cell array")
@@ -31,16 +41,49 @@ def read_mat_ranges(path: Path) -> list[list[tuple[int, int]]]:
     for index, cell in enumerate(gt.reshape(-1), start=1):
         ranges = np.asarray(cell)
         if ranges.size == 0:  # a clip with no anomaly
-            clips.append([])
+            clips.append(np.zeros((2, 0), dtype=np.int64))
             continue
         if ranges.ndim != 2 or 2 not in ranges.shape:
             raise DatasetError(
                 f"{path}: gt{{{index}}} has shape {ranges.shape}, expected 2×R [start; end] ranges"
             )
-        if ranges.shape[0] != 2:  # stored as R×2
-            ranges = ranges.T
-        clips.append([(int(start), int(end)) for start, end in ranges.T])
+        if not np.issubdtype(ranges.dtype, np.number) or not np.all(ranges == np.round(ranges)):
+            raise DatasetError(f"{path}: gt{{{index}}} holds non-integer values {ranges.tolist()}")
+        clips.append(ranges.astype(np.int64))
     return clips
+
+
+def _columns(array: np.ndarray) -> list[tuple[int, int]]:
+    return [(int(start), int(end)) for start, end in array.T]
+
+
+def clip_ranges(array: np.ndarray, num_frames: int, source: str) -> list[tuple[int, int]]:
+    """The ranges of a clip of `num_frames` frames from its 2×R or R×2 array.
+
+    Only a 2×2 array can be read both ways; the reading whose ranges are valid (`range_problem`:
+    within the clip, start <= end, ascending and disjoint) is taken. When neither or both are, it
+    is an error naming `source` and both readings.
+    """
+    readings = {}
+    if array.shape[0] == 2:
+        readings["2×R [start; end] columns"] = _columns(array)
+    if array.shape[1] == 2:
+        readings["R×2 [start, end] rows"] = _columns(array.T)
+    problems = {what: range_problem(ranges, num_frames) for what, ranges in readings.items()}
+    valid = [what for what, problem in problems.items() if problem is None]
+    if len(valid) == 1:
+        return readings[valid[0]]
+    if len(readings) == 1:
+        raise DatasetError(f"{source}: {next(iter(problems.values()))}")
+    details = "; ".join(
+        f"read as {what}: {', '.join(f'[{a}, {b}]' for a, b in ranges)} "
+        f"({problems[what] or 'valid'})"
+        for what, ranges in readings.items()
+    )
+    raise DatasetError(
+        f"{source}: cannot tell the orientation of the 2×2 array {array.tolist()} for a clip of "
+        f"{num_frames} frames; {details}"
+    )
 
 
 def _find_mat(root: Path, name: str) -> Path | None:
@@ -83,18 +126,17 @@ def open_frames(
     mat = _find_mat(root, name)
 
     if mat is not None:
-        clip_ranges = read_mat_ranges(mat)
-        if len(clip_ranges) != len(test):
+        arrays = read_mat_ranges(mat)
+        if len(arrays) != len(test):
             raise DatasetError(
-                f"{mat}: ground truth for {len(clip_ranges)} clips but "
+                f"{mat}: ground truth for {len(arrays)} clips but "
                 f"{root / 'testing' / 'frames'} has {len(test)} test clips"
             )
-        labels = {
-            video.name: ranges_to_labels(
-                ranges, video.num_frames, f"{mat} (gt of clip {video.name})"
-            )
-            for video, ranges in zip(test, clip_ranges, strict=True)
-        }
+        labels = {}
+        for index, (video, array) in enumerate(zip(test, arrays, strict=True), start=1):
+            source = f"{mat} (gt{{{index}}}, clip {video.name})"
+            ranges = clip_ranges(array, video.num_frames, source)
+            labels[video.name] = ranges_to_labels(ranges, video.num_frames, source)
     elif masks and len(masks) == len(test):
         labels = {clip: load().any(axis=(1, 2)) for clip, load in masks.items()}
     elif masks or require_labels:

@@ -19,14 +19,37 @@ from vad.datasets.base import Dataset, DatasetError, GroundTruth, ranges_to_labe
 from vad.datasets.imageio import image_clips, list_dirs, mask_folder
 
 _GT_FRAME = re.compile(r"gt_frame\s*=\s*\[([^\]]*)\]")
-_RANGE = re.compile(r"(\d+)(?:\s*:\s*(\d+))?")
-_RANGE_LIST = re.compile(r"[\d\s:,;]*")
+_TERM = re.compile(r"(\d+)(?::(\d+))?(?::(\d+))?")  # a, a:b or a:step:b
+
+
+def _parse_ranges(body: str) -> list[tuple[int, int]] | None:
+    """The frames of a MATLAB index list such as `61:180` or `1:10, 50:60 70` as 1-based
+    inclusive ranges (`a:step:b` with a step above 1 gives one range per frame); None when
+    `body` is anything else."""
+    terms = re.split(r"[\s,;]+", re.sub(r"\s*:\s*", ":", body))
+    ranges = []
+    for term in (t for t in terms if t):
+        match = _TERM.fullmatch(term)
+        if match is None:
+            return None
+        first, second, third = (int(g) if g else None for g in match.groups())
+        if third is None:  # a or a:b
+            ranges.append((first, first if second is None else second))
+        elif second == 1:
+            ranges.append((first, third))
+        elif second > 1:
+            ranges.extend((frame, frame) for frame in range(first, third + 1, second))
+        else:
+            return None  # a step of 0
+    return ranges
 
 
 def parse_gt_file(path: Path) -> list[list[tuple[int, int]]]:
     """Per test clip, its 1-based inclusive anomalous ranges, from a UCSDpedN.m file.
 
     Parsed with a regex, never evaluated: `gt_frame = [a:b, c:d, e];` entries in file order.
+    The entries are MATLAB lists of frame numbers, so they have no orientation to get wrong;
+    `a:step:b` is read as MATLAB does (frames a, a+step, ... up to b).
     """
     if not path.is_file():
         raise DatasetError(f"{path}: ground-truth file not found")
@@ -37,9 +60,10 @@ def parse_gt_file(path: Path) -> list[list[tuple[int, int]]]:
     text = re.sub(r"%[^\n]*", "", text)  # MATLAB comments
     clips = []
     for index, body in enumerate(_GT_FRAME.findall(text), start=1):
-        if not _RANGE_LIST.fullmatch(body):
+        ranges = _parse_ranges(body)
+        if ranges is None:
             raise DatasetError(f"{path}: entry {index} [{body}] is not a list of a:b ranges")
-        clips.append([(int(a), int(b or a)) for a, b in _RANGE.findall(body)])
+        clips.append(ranges)
     if not clips:
         raise DatasetError(f"{path}: no 'gt_frame = [...]' entries found")
     return clips
