@@ -3,6 +3,7 @@ they must reject (with the path at fault in the message), and the real Ped2 when
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -40,6 +41,7 @@ from dataset_fixtures import (
     write_videos,
 )
 
+from vad import cli
 from vad.datasets import (
     DATASET_NAMES,
     LAYOUTS,
@@ -594,6 +596,60 @@ def test_frames_inconsistent_frame_size(tmp_path):
     video.frame(3)
     with raises_naming(root / "testing" / "frames" / "01", "frame 4", "(16, 16, 3)"):
         video.frame(4)
+
+
+# ----------------------------------------------------------------------------- vad info --check
+
+
+def run_info(capsys, *args: str) -> tuple[int, dict, str]:
+    """`vad info ...`: (exit status, the JSON summary, stderr)."""
+    try:
+        cli.main(["info", *args])
+        status = 0
+    except SystemExit as stop:
+        status = stop.code
+    out, err = capsys.readouterr()
+    return status, json.loads(out), err
+
+
+def test_info_check_clean_dataset(tmp_path, capsys):
+    root = write_frames_layout(tmp_path)
+    status, summary, _ = run_info(capsys, "ped2", str(root))
+    assert status == 0 and "problems" not in summary
+    status, summary, err = run_info(capsys, "ped2", str(root), "--check")
+    assert status == 0 and summary["problems"] == []
+    assert summary["test_frames"] == sum(TEST_LENGTHS)
+    assert "problem" not in err
+
+
+def test_info_check_reports_every_damaged_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VAD_PROGRESS", "log")
+    root = write_frames_layout(tmp_path)
+    bad_frame = root / "testing" / "frames" / "02" / "003.jpg"
+    bad_frame.write_bytes(damaged_jpeg(textured_frame())[1])
+    bad_mask = root / "testing" / "masks" / "01" / "004.png"
+    bad_mask.write_bytes(b"")
+    status, summary, _ = run_info(capsys, "ped2", str(root))
+    assert status == 0  # the summary alone does not decode them
+    status, summary, err = run_info(capsys, "ped2", str(root), "--check")
+    assert status == 1
+    assert len(summary["problems"]) == 2, summary["problems"]
+    frame_problem, mask_problem = summary["problems"]
+    assert frame_problem.startswith(f"{bad_frame}: corrupt JPEG data")
+    assert mask_problem == f"{bad_mask}: empty file (0 bytes)"
+    for problem in summary["problems"]:
+        assert f"vad: problem: {problem}" in err
+    assert f"check: {sum(TRAIN_LENGTHS) + 2 * sum(TEST_LENGTHS)}/" in err  # the progress lines
+
+
+def test_info_check_stops_a_video_at_its_first_problem(tmp_path, capsys):
+    path = write_avi(tmp_path / "test" / "clip.avi", clip_frames(0, 30))
+    write_avi(tmp_path / "train" / "walk.avi", clip_frames(1, 5))
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+    status, summary, _ = run_info(capsys, "videos", str(tmp_path), "--check")
+    assert status == 1
+    [problem] = summary["problems"]
+    assert problem.startswith(f"{path}: truncated video") and "not checked" in problem
 
 
 # ----------------------------------------------------------------------------- Avenue

@@ -13,8 +13,22 @@ from vad.datasets.base import DatasetError
 
 
 def info(args: argparse.Namespace) -> None:
+    """The dataset's JSON summary; with --check, after decoding every frame and mask, with the
+    problems found under "problems" (and on stderr), exiting with status 1 if there are any."""
     dataset = open_dataset(args.name, args.root or None, layout=args.layout)
-    print(json.dumps(dataset.summary(), indent=2))
+    summary = dataset.summary()
+    if not args.check:
+        print(json.dumps(summary, indent=2))
+        return
+    from vad.dataset_check import check_dataset
+
+    summary["problems"] = problems = check_dataset(dataset)
+    for problem in problems:
+        print(f"vad: problem: {problem}", file=sys.stderr)
+    print(json.dumps(summary, indent=2))
+    if problems:
+        print(f"vad: {len(problems)} problem(s) found in {args.root}", file=sys.stderr)
+        sys.exit(1)
 
 
 def bench(args: argparse.Namespace) -> None:
@@ -52,6 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("name", choices=DATASET_NAMES)
     p.add_argument("root", nargs="?", default="")
     p.add_argument("--layout", default="auto")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="decode every frame and mask and report every problem found (exit status 1 if any)",
+    )
     p.set_defaults(run=info)
 
     p = commands.add_parser("bench", help="benchmarks writing JSON under reports/bench/")
