@@ -6,7 +6,13 @@ text, so the caller can turn it into an error.
 
 While a decode runs, anything another thread writes to descriptor 2 lands in the same file; the
 caller passes on what is not a decoder message with `forward`. Decodes through
-`capture_messages` are serialised by a lock (each takes about a millisecond).
+`capture_messages` are serialised by a lock; the redirection costs about 3 µs per call, 1 % of
+decoding a 360×240 JPEG.
+
+libjpeg prints only the first warning of an image, and it cannot see every damage: garbage that
+it reads as valid Huffman codes and that leaves it in step with the data decodes without a
+warning (18-35 % of random 64-byte bursts in the scan data of Ped2 frames, some with mean errors
+above 50 grey levels). Only a checksum of the file would catch those.
 """
 
 from __future__ import annotations
@@ -56,7 +62,10 @@ def capture_messages(decode: Callable[[], T]) -> tuple[T, str]:
     """Run `decode()` with descriptor 2 redirected; return its result and what was written."""
     with _lock:
         sink = _sink_fd()
-        saved = os.dup(2)
+        try:
+            saved = os.dup(2)
+        except OSError:  # no descriptor 2 (a daemon): nothing to capture
+            return decode(), ""
         try:
             os.dup2(sink, 2)
             try:

@@ -1,6 +1,9 @@
 """Reading frame images, masks, video files and MATLAB files for the dataset readers.
 
-Every failure is a `DatasetError` whose message starts with the path at fault.
+Every failure is a `DatasetError` whose message starts with the path at fault. Image files are
+recognised by their first bytes (an empty or non-image file is named as such), a JPEG must end
+with its end-of-image marker, and one in which libjpeg reports corrupt data (decoder_messages.py)
+is an error, or with `corrupt_frames="warn"` a frame used as decoded and counted per clip.
 
 Frames come back as H×W×3 uint8 RGB (grayscale sources replicated to 3 channels), masks as H×W
 bool. Loaders are small picklable classes rather than closures, so a `Video` can be sent to a
