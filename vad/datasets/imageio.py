@@ -92,7 +92,7 @@ _SIGNATURES = (
 
 
 def _image_format(path: str | Path, data: np.ndarray) -> str:
-    """ "JPEG", "PNG", "BMP" or "TIFF", from the file's first bytes."""
+    """The image format (JPEG, PNG, BMP or TIFF) that the file's first bytes announce."""
     if not data.size:
         raise DatasetError(f"{path}: empty file (0 bytes)")
     head = data[:8].tobytes()
