@@ -121,6 +121,11 @@ def _is_damage(error: BaseException) -> bool:
     return isinstance(error, RuntimeError)
 
 
+def _reason(error: BaseException) -> str:
+    """h5py's own words (a KeyError's str() would quote them)."""
+    return str(error.args[0]) if error.args else type(error).__name__
+
+
 @contextmanager
 def open_cache(path: str | Path) -> Iterator[h5py.File]:
     """The HDF5 cache at `path`, open read-only. A damaged or truncated file, found on opening
@@ -133,7 +138,8 @@ def open_cache(path: str | Path) -> Iterator[h5py.File]:
         if not _is_damage(error):
             raise
         raise CacheError(
-            f"{path}: damaged, truncated or not an HDF5 file ({error}); {rerun_advice(path)}",
+            f"{path}: damaged, truncated or not an HDF5 file ({_reason(error)}); "
+            f"{rerun_advice(path)}",
             path,
         ) from error
 
@@ -151,7 +157,7 @@ def read_dataset(dataset: h5py.Dataset, selection: object = ()) -> np.ndarray:
         if len(group) == 2 and group[0] in SPLITS:
             where = f"video '{video_key(*group)}', dataset '{name}'"
         raise CacheError(
-            f"{path}: checksum or read failure in {where} ({error}); the file is damaged: "
+            f"{path}: checksum or read failure in {where} ({_reason(error)}); the file is damaged: "
             f"{rerun_advice(path)}",
             path,
         ) from error
@@ -467,7 +473,7 @@ def checked_dataset(
     is refused (store it as an attr or a 1-element array). `options`: shape, dtype,
     compression, ..."""
     shape = np.shape(data) if data is not None else options.get("shape")
-    if shape is not None and len(shape) == 0:
+    if shape == ():
         raise ValueError(
             f"{group.file.filename}: dataset '{group.name.rstrip('/')}/{name}' is a scalar, which "
             "cannot carry a checksum; store it as an attr or a 1-element array"
