@@ -24,6 +24,7 @@ from vad.cache import (
     array_digest,
     checked_dataset,
     exit_on_cache_error,
+    open_cache,
     video_digests,
     write_h5,
     writer_stage,
@@ -306,6 +307,20 @@ def test_errors_that_are_not_damage_pass_through(tmp_path, caches):
         video_keys(tmp_path / "missing.h5")
     with pytest.raises(KeyError, match="no video 'test/nope'"):
         load_frames(caches / "frames.h5", "test/nope")
+    frames = caches / "frames.h5"
+    absent = [
+        lambda f: f["nope"],
+        lambda f: f["test/nope/frames"],
+        lambda f: f.attrs["nope"],
+        lambda f: f[first_test_video(frames)]["nope"],
+    ]
+    for read in absent:
+        with pytest.raises(KeyError) as caught, open_cache(frames) as f:
+            read(f)
+        assert caught.type is KeyError
+    with pytest.raises(OSError, match="disk full") as caught, open_cache(frames):
+        raise OSError("disk full")  # not raised by h5py: not a damaged cache
+    assert not isinstance(caught.value, CacheError)
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,8 @@ STAGE_BY_NAME = {
     "dynflow.h5": "dynamic_flow",
 }
 STAGE_BY_FOLDER = {"prepared": "prepare@{stem}", "scores": "score@{stem}", "fused": "fuse"}
+# h5py's words for a name that is absent (a KeyError that is no sign of damage).
+ABSENT = ("doesn't exist", "component not found", "can't locate attribute")
 
 
 class CacheError(ValueError):
@@ -117,7 +119,7 @@ def _is_damage(error: BaseException) -> bool:
     if isinstance(error, OSError):
         return error.errno is None  # errno set: not found, permission, lock: the OS's own error
     if isinstance(error, KeyError):
-        return "doesn't exist" not in str(error)
+        return not any(words in str(error) for words in ABSENT)
     return isinstance(error, RuntimeError)
 
 
