@@ -183,8 +183,14 @@ def test_every_file_the_writers_make_checksums_every_dataset_and_its_metadata(ca
     datasets = checksummed(tmp_path)
     kinds = {name.rsplit("/", 1)[-1].rsplit(":", 1)[-1] for name in datasets}
     assert {"frames", "labels", "masks", "flow", "dynflow", "energy", "mean", "std"} <= kinds
-    assert {"frame_scores", "score_maps", "frame_indices", "patches", "locations"} <= kinds
-    assert {"videos"} <= kinds
+    assert {
+        "frame_scores",
+        "score_maps",
+        "frame_indices",
+        "patches",
+        "locations",
+        "videos",
+    } <= kinds
     assert [name for name, checked in datasets.items() if not checked] == []
     for path in tmp_path.rglob("*.h5"):
         with h5py.File(path, "r") as f:  # superblock 2+ and v2 object headers: checksummed
