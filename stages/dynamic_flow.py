@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vad.cache import exit_on_cache_error
 from vad.config import Section, load_params
 from vad.motion.dynflow_runner import DynamicFlowSettings, run_dynamic_flow_stage
 from vad.timing import timed_stage
@@ -29,5 +30,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with timed_stage("dynamic_flow"):
+    with exit_on_cache_error(), timed_stage("dynamic_flow"):
         main()

@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vad.cache import exit_on_cache_error
 from vad.config import Section, load_params
 from vad.eval.postprocess import Protocol
 from vad.methods.registry import enabled_methods
@@ -90,4 +91,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_cache_error():
+        main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vad.cache import exit_on_cache_error
 from vad.config import Section, load_params
 from vad.motion.flow_runner import run_flow_stage
 from vad.timing import timed_stage
@@ -29,5 +30,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with timed_stage("flow"):
+    with exit_on_cache_error(), timed_stage("flow"):
         main()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vad.cache import atomic_directory
+from vad.cache import atomic_directory, exit_on_cache_error
 from vad.config import Section, load_params
 from vad.fusion import NORMALIZATIONS, fuse, fused_models
 from vad.methods.registry import method_names
@@ -35,4 +35,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_cache_error():
+        main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from vad.cache import exit_on_cache_error
 from vad.methods.plan import write_inputs
 from vad.timing import timed_stage
 
@@ -25,4 +26,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_cache_error():
+        main()

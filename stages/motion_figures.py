@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from vad.cache import iter_videos, video_key
+from vad.cache import exit_on_cache_error, iter_videos, open_cache, read_dataset, video_key
 from vad.frame_cache import load_frames
 from vad.timing import timed_stage
 from vad.viz import flow_to_rgb, save_image_row
@@ -25,7 +24,7 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with h5py.File(args.flow, "r") as flows, h5py.File(args.dynflow, "r") as dynamic:
+    with open_cache(args.flow) as flows, open_cache(args.dynflow) as dynamic:
         names = [name for split, name, _ in iter_videos(dynamic) if split == "test"]
         for name in names[: args.videos]:
             key = video_key("test", name)
@@ -33,8 +32,9 @@ def main() -> None:
             index = len(maps) // 2  # the middle frame of the clip
             size = (maps.shape[2], maps.shape[1])
             frame = load_frames(args.frames, key, size, color="gray")[index, ..., 0]
-            flow = flows[key]["flow"][min(index, len(flows[key]["flow"]) - 1)].astype(np.float32)
-            dyn = maps[index]
+            pairs = flows[key]["flow"]
+            flow = read_dataset(pairs, min(index, len(pairs) - 1)).astype(np.float32)
+            dyn = read_dataset(maps, index)
             dyn_uv = dyn[..., :2].astype(np.float32) - 128.0
             save_image_row(
                 [frame, flow_to_rgb(flow), flow_to_rgb(dyn_uv), dyn[..., 2]],
@@ -49,5 +49,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with timed_stage("motion_figures"):
+    with exit_on_cache_error(), timed_stage("motion_figures"):
         main()

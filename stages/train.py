@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vad.cache import exit_on_cache_error
 from vad.methods.runner import run_train
 from vad.timing import timed_stage
 
@@ -22,4 +23,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_cache_error():
+        main()

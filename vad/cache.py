@@ -10,6 +10,13 @@ group computed from another cache's video records that video's digest as `input_
 shape and bytes (`array_digest`, or `IncrementalDigest` fed frame by frame). `cache_digest`
 combines a file's per-video digests into one digest of the whole cache.
 
+Integrity: every dataset is created through `checked_dataset`, which stores a Fletcher-32
+checksum with each chunk, and files use HDF5 1.10 object formats (FILE_FORMAT), whose headers,
+B-trees and heaps carry checksums too. HDF5 verifies them on every read. Readers open caches with
+`open_cache` and read datasets with `read_dataset`, which turn a failed checksum, a damaged header
+or a truncated file into a `CacheError` naming the file (and the video and dataset at fault) and
+the stage to re-run, instead of a bare h5py error.
+
 A cache is written to `<path>.partial` and renamed only when complete, so an interrupted stage
 never leaves a file that looks valid. Stages that work video by video (`ResumableCache`) keep
 the partial file between runs. The partial is discarded when the stage's settings fingerprint
@@ -37,6 +44,10 @@ DIGEST_BYTES = 16
 
 SPLITS = ("train", "test")
 
+# The HDF5 object formats written (low, high bound): 1.10's carry checksums of the metadata,
+# and any HDF5 from 1.10 on reads them.
+FILE_FORMAT = ("v110", "v110")
+
 
 def video_key(split: str, name: str) -> str:
     return f"{split}/{name}"
@@ -44,6 +55,124 @@ def video_key(split: str, name: str) -> str:
 
 def settings_fingerprint(settings: dict) -> str:
     return json.dumps(settings, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged caches
+
+# The stage that writes a cache, by file name, else by folder (data/prepared/<method>.h5, ...).
+STAGE_BY_NAME = {
+    "frames.h5": "frames",
+    "ground_truth.h5": "frames",
+    "flow.h5": "flow",
+    "dynflow.h5": "dynamic_flow",
+}
+STAGE_BY_FOLDER = {"prepared": "prepare@{stem}", "scores": "score@{stem}", "fused": "fuse"}
+# h5py's words for a name that is absent (a KeyError that is no sign of damage).
+ABSENT = ("doesn't exist", "component not found", "can't locate attribute")
+
+
+class CacheError(ValueError):
+    """A cache HDF5 cannot read as written: a failed checksum, a damaged header, a truncated
+    file. The message names the file (and the video and dataset where known) and the stage
+    that rewrites it."""
+
+    def __init__(self, message: str, path: str | Path):
+        super().__init__(message)
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple:  # raised in worker processes: must survive pickling
+        return type(self), (str(self), self.path)
+
+
+def writer_stage(path: str | Path) -> str | None:
+    """The DVC stage that writes the cache at `path`, or None if its name is not a known one."""
+    path = Path(path)
+    if path.name in STAGE_BY_NAME:
+        return STAGE_BY_NAME[path.name]
+    if path.parent.name in STAGE_BY_FOLDER:
+        return STAGE_BY_FOLDER[path.parent.name].format(stem=path.stem)
+    if path.parent.parent.name == "models":  # data/models/<method>/<file>
+        return f"train@{path.parent.name}"
+    return None
+
+
+def rerun_advice(path: str | Path) -> str:
+    stage = writer_stage(path)
+    command = f"dvc repro -f -s {stage or '<stage>'}"
+    return f"re-run the stage that writes it with `{command}`"
+
+
+def _raised_by_h5py(error: BaseException) -> bool:
+    """Whether `error` was raised inside h5py (not by other I/O in the same block)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("h5py")
+
+
+def _is_damage(error: BaseException) -> bool:
+    """An h5py failure to read a file's structure, not a missing file, a file locked by
+    another process or a name that is simply absent."""
+    if not _raised_by_h5py(error):
+        return False
+    if isinstance(error, OSError):
+        return error.errno is None  # errno set: not found, permission, lock: the OS's own error
+    if isinstance(error, KeyError):
+        return not any(words in str(error) for words in ABSENT)
+    return isinstance(error, RuntimeError)
+
+
+def _reason(error: BaseException) -> str:
+    """h5py's own words (a KeyError's str() would quote them)."""
+    return str(error.args[0]) if error.args else type(error).__name__
+
+
+@contextmanager
+def open_cache(path: str | Path) -> Iterator[h5py.File]:
+    """The HDF5 cache at `path`, open read-only. A damaged or truncated file, found on opening
+    it or by anything h5py reads in the block, is a `CacheError` naming the file and the stage
+    to re-run (a `read_dataset` error, more precise, passes through)."""
+    try:
+        with h5py.File(path, "r") as f:
+            yield f
+    except (OSError, RuntimeError, KeyError) as error:
+        if not _is_damage(error):
+            raise
+        raise CacheError(
+            f"{path}: damaged, truncated or not an HDF5 file ({_reason(error)}); "
+            f"{rerun_advice(path)}",
+            path,
+        ) from error
+
+
+def read_dataset(dataset: h5py.Dataset, selection: object = ()) -> np.ndarray:
+    """`dataset[selection]` (all of it by default); a failed checksum or unreadable chunk is a
+    `CacheError` naming the file, the video (`<split>/<name>`, for a video's dataset) and the
+    dataset."""
+    try:
+        return dataset[selection]
+    except OSError as error:
+        path = dataset.file.filename
+        *group, name = dataset.name.strip("/").split("/")
+        where = f"dataset '{'/'.join(group + [name])}'"
+        if len(group) == 2 and group[0] in SPLITS:
+            where = f"video '{video_key(*group)}', dataset '{name}'"
+        raise CacheError(
+            f"{path}: checksum or read failure in {where} ({_reason(error)}); the file is damaged: "
+            f"{rerun_advice(path)}",
+            path,
+        ) from error
+
+
+@contextmanager
+def exit_on_cache_error() -> Iterator[None]:
+    """For a stage's entry point: a `CacheError` in the block ends the process with its message
+    as one line on stderr and exit status 1, without a traceback."""
+    try:
+        yield
+    except CacheError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,11 +262,11 @@ class MissingDigestError(ValueError):
 
 @contextmanager
 def _opened(source: str | Path | h5py.File) -> Iterator[h5py.File]:
-    """`source` itself if it is an open file, else the file at that path opened read-only."""
+    """`source` itself if it is an open file, else the file at that path (`open_cache`)."""
     if isinstance(source, h5py.File):
         yield source
     else:
-        with h5py.File(source, "r") as f:
+        with open_cache(source) as f:
             yield f
 
 
@@ -228,7 +357,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
 def write_h5(path: str | Path, settings: dict | None = None) -> Iterator[h5py.File]:
     """Open a new HDF5 file for writing that appears at `path` only once closed successfully."""
     with atomic_output(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", libver=FILE_FORMAT) as f:
             if settings is not None:
                 f.attrs["settings"] = settings_fingerprint(settings)
             yield f
@@ -267,7 +396,7 @@ class ResumableCache:
                     f.close()
                     self.partial.unlink()
         if self.file is None:
-            self.file = h5py.File(self.partial, "w")
+            self.file = h5py.File(self.partial, "w", libver=FILE_FORMAT)
             self.file.attrs["settings"] = self.fingerprint
         return self
 
@@ -332,9 +461,31 @@ def iter_videos(f: h5py.File) -> Iterator[tuple[str, str, h5py.Group]]:
                 yield split, name, f[split][name]
 
 
+def checked_dataset(
+    group: h5py.Group,
+    name: str,
+    data: np.ndarray | None = None,
+    *,
+    chunks: tuple[int, ...] | bool = True,
+    **options,
+) -> h5py.Dataset:
+    """`group.create_dataset` with a Fletcher-32 checksum of every chunk, which HDF5 checks on
+    each read: every dataset of the project's files is made here. The checksum needs chunked
+    storage (`chunks`: a shape, or True to let h5py choose); a scalar cannot be chunked, so it
+    is refused (store it as an attr or a 1-element array). `options`: shape, dtype,
+    compression, ..."""
+    shape = np.shape(data) if data is not None else options.get("shape")
+    if shape == ():
+        raise ValueError(
+            f"{group.file.filename}: dataset '{group.name.rstrip('/')}/{name}' is a scalar, which "
+            "cannot carry a checksum; store it as an attr or a 1-element array"
+        )
+    return group.create_dataset(name, data=data, chunks=chunks, fletcher32=True, **options)
+
+
 def chunked_dataset(
     group: h5py.Group, name: str, data: np.ndarray, frames_per_chunk: int = 8
 ) -> h5py.Dataset:
-    """Store a T×... array chunked along time, lightly compressed."""
+    """Store a T×... array chunked along time, lightly compressed, checksummed."""
     chunks = (min(frames_per_chunk, max(1, data.shape[0])),) + data.shape[1:]
-    return group.create_dataset(name, data=data, chunks=chunks, compression="lzf")
+    return checked_dataset(group, name, data, chunks=chunks, compression="lzf")

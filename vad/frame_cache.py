@@ -23,9 +23,12 @@ from vad.cache import (
     DIGEST,
     IncrementalDigest,
     array_digest,
+    checked_dataset,
     chunked_dataset,
     combine_digests,
     iter_videos,
+    open_cache,
+    read_dataset,
     video_key,
     write_h5,
 )
@@ -72,7 +75,8 @@ def write_video(
     width, height = size if size is not None else (video.width, video.height)
     channels = 1 if color == "gray" else 3
     shape = (video.num_frames, height, width, channels)
-    frames = group.create_dataset(
+    frames = checked_dataset(
+        group,
         "frames",
         shape=shape,
         dtype=np.uint8,
@@ -130,7 +134,7 @@ def write_ground_truth(dataset: Dataset, path: str | Path) -> None:
                 continue
             group = f.create_group(video_key("test", video.name))
             labels = truth.labels.astype(bool)
-            group.create_dataset("labels", data=labels)
+            checked_dataset(group, "labels", labels)
             parts = {"labels": array_digest(labels)}
             if truth.load_masks is not None:
                 masks = truth.load_masks().astype(bool)
@@ -143,10 +147,10 @@ def load_frames(
     path: str | Path, key: str, size: tuple[int, int] | None = None, color: str | None = None
 ) -> np.ndarray:
     """Frames of one video as T×H×W×C uint8, optionally resized and converted (gray <-> rgb)."""
-    with h5py.File(path, "r") as f:
+    with open_cache(path) as f:
         if key not in f:
             raise KeyError(f"{path}: no video '{key}'")
-        frames = f[key]["frames"][()]
+        frames = read_dataset(f[key]["frames"])
     if color == "gray" and frames.shape[-1] == 3:
         frames = np.stack([cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in frames])[..., None]
     elif color == "rgb" and frames.shape[-1] == 1:
@@ -156,20 +160,20 @@ def load_frames(
 
 def video_keys(path: str | Path, split: str | None = None) -> list[str]:
     """Keys `<split>/<name>` of the videos in a cache, train first, optionally one split only."""
-    with h5py.File(path, "r") as f:
+    with open_cache(path) as f:
         return [video_key(s, n) for s, n, _ in iter_videos(f) if split in (None, s)]
 
 
 def load_ground_truth(path: str | Path) -> tuple[dict[str, np.ndarray], set[str]]:
     """Labels per test video name, and which videos have masks (read masks with `load_masks`)."""
     labels: dict[str, np.ndarray] = {}
-    with h5py.File(path, "r") as f:
+    with open_cache(path) as f:
         for _, name, group in iter_videos(f):
-            labels[name] = group["labels"][()]
+            labels[name] = read_dataset(group["labels"])
         with_masks = {name for _, name, group in iter_videos(f) if "masks" in group}
     return labels, with_masks
 
 
 def load_masks(path: str | Path, name: str) -> np.ndarray:
-    with h5py.File(path, "r") as f:
-        return f[video_key("test", name)]["masks"][()]
+    with open_cache(path) as f:
+        return read_dataset(f[video_key("test", name)]["masks"])

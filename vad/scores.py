@@ -13,10 +13,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from vad.cache import iter_videos, video_key, write_h5
+from vad.cache import checked_dataset, iter_videos, open_cache, read_dataset, video_key, write_h5
 
 
 @dataclass
@@ -48,28 +47,30 @@ def write_scores(path: str | Path, scores: ScoreSet) -> None:
         for split, videos in (("train", scores.train), ("test", scores.test)):
             for name, video in videos.items():
                 group = f.create_group(video_key(split, name))
-                group.create_dataset("frame_scores", data=video.frame_scores.astype(np.float32))
+                checked_dataset(group, "frame_scores", video.frame_scores.astype(np.float32))
                 if video.score_maps is not None:
-                    group.create_dataset(
-                        "score_maps", data=video.score_maps.astype(np.float32), compression="lzf"
+                    checked_dataset(
+                        group, "score_maps", video.score_maps.astype(np.float32), compression="lzf"
                     )
                 if video.frame_indices is not None:
-                    group.create_dataset("frame_indices", data=video.frame_indices)
+                    checked_dataset(group, "frame_indices", video.frame_indices)
 
 
 def read_scores(path: str | Path, model: str | None = None) -> ScoreSet:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: score file not found (run the model's score stage)")
-    with h5py.File(path, "r") as f:
+    with open_cache(path) as f:
         attrs = json.loads(f.attrs.get("settings", "{}"))
         stored_model = attrs.pop("model", None)
         result = ScoreSet(model=model or stored_model or path.stem, attrs=attrs)
         for split, name, group in iter_videos(f):
             video = VideoScores(
-                frame_scores=group["frame_scores"][()],
-                score_maps=group["score_maps"][()] if "score_maps" in group else None,
-                frame_indices=group["frame_indices"][()] if "frame_indices" in group else None,
+                frame_scores=read_dataset(group["frame_scores"]),
+                score_maps=read_dataset(group["score_maps"]) if "score_maps" in group else None,
+                frame_indices=(
+                    read_dataset(group["frame_indices"]) if "frame_indices" in group else None
+                ),
             )
             (result.train if split == "train" else result.test)[name] = video
     return result
@@ -77,5 +78,5 @@ def read_scores(path: str | Path, model: str | None = None) -> ScoreSet:
 
 def read_score_attrs(path: str | Path) -> dict:
     """The attrs of a score file ({"model": ..., **attrs}) without reading its scores."""
-    with h5py.File(path, "r") as f:
+    with open_cache(path) as f:
         return json.loads(f.attrs.get("settings", "{}"))

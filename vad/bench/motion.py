@@ -25,12 +25,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from vad.bench.flow_timing import time_flow_methods, time_parallel_vs_sequential
 from vad.bench.rank_svm import benchmark_rank_svm
-from vad.cache import atomic_output
+from vad.cache import atomic_output, open_cache, read_dataset
 from vad.datasets import open_dataset
 from vad.frame_cache import video_keys, write_frame_cache
 from vad.motion.dynflow_runner import DynamicFlowSettings, run_dynamic_flow_stage
@@ -158,8 +157,8 @@ def run_motion_benchmark(
             label: entry["seconds"] + dynamic["ranksvm"]["seconds"] for label, entry in full.items()
         }
 
-        with h5py.File(flow_path, "r") as f:
-            flows = f[keys[0]]["flow"][()].astype(np.float32)
+        with open_cache(flow_path) as f:
+            flows = read_dataset(f[keys[0]]["flow"]).astype(np.float32)
         report["ranksvm_vs_sklearn"] = benchmark_rank_svm(
             flows, windows_timed=windows, name=keys[0]
         )

@@ -24,6 +24,8 @@ from vad.cache import (
     chunked_dataset,
     input_video_digests,
     iter_videos,
+    open_cache,
+    read_dataset,
     video_key,
 )
 from vad.motion.dynamic_flow import dynamic_flows
@@ -42,8 +44,8 @@ class DynamicFlowSettings:
 
 
 def video_dynamic_flow(key: str, flow_path: str, settings: DynamicFlowSettings) -> np.ndarray:
-    with h5py.File(flow_path, "r") as f:
-        flows = f[key]["flow"][()].astype(np.float32)
+    with open_cache(flow_path) as f:
+        flows = read_dataset(f[key]["flow"]).astype(np.float32)
     return dynamic_flows(
         flows,
         window=settings.window,
@@ -70,7 +72,7 @@ def run_dynamic_flow_stage(
     progress: bool = True,
 ) -> None:
     """Dynamic flow of every video of `flow_path` into `out_path` (resumable by content, atomic)."""
-    with h5py.File(flow_path, "r") as f:
+    with open_cache(flow_path) as f:
         videos = {
             video_key(split, name): _carried_attrs(group) for split, name, group in iter_videos(f)
         }

@@ -30,6 +30,8 @@ from vad.cache import (
     chunked_dataset,
     input_video_digests,
     iter_videos,
+    open_cache,
+    read_dataset,
     video_key,
 )
 from vad.motion.flow import (
@@ -91,10 +93,10 @@ def _videos(f: h5py.File) -> Iterator[tuple[str, str, h5py.Group]]:
 
 def read_frames(frames_path: str | Path, key: str) -> np.ndarray:
     """The T×H×W×C uint8 frames of video `key` (`<split>/<name>`) in frames.h5."""
-    with h5py.File(frames_path, "r") as f:
+    with open_cache(frames_path) as f:
         if key not in f or "frames" not in f[key]:
             raise ValueError(f"{frames_path}: no dataset '{key}/frames'")
-        return f[key]["frames"][()]
+        return read_dataset(f[key]["frames"])
 
 
 def compute_video_flow(
@@ -212,7 +214,7 @@ def run_flow_stage(
     size = check_size(size, "flow")
     options = resolve_stage_options(method, options)
 
-    with h5py.File(frames_path, "r") as f:
+    with open_cache(frames_path) as f:
         videos = {video_key(split, name): len(group["frames"]) for split, name, group in _videos(f)}
         input_digests = input_video_digests(f, "frames")
     settings = {"method": method, "options": options, "size": size}

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from vad.cache import iter_videos, write_h5
+from vad.cache import checked_dataset, iter_videos, open_cache, read_dataset, write_h5
 from vad.config import Section
 from vad.frame_cache import load_frames, video_keys
 from vad.methods.base import Inputs, Method, Settings
@@ -39,34 +38,36 @@ class Baseline(Method):
         with write_h5(out, settings) as f, np.errstate(all="raise"):
             for key in progress_bar(video_keys(frames), desc="baseline energy", unit="video"):
                 energy = difference_energy(load_frames(frames, key, size, "gray"), patch)
-                f.create_group(key).create_dataset("energy", data=energy)
+                checked_dataset(f.create_group(key), "energy", energy)
 
     def train(
         self, prepared: Path, settings: Settings, model_dir: Path, workdir: Path
     ) -> list[dict]:
-        with h5py.File(prepared, "r") as f, np.errstate(all="raise"):
+        with open_cache(prepared) as f, np.errstate(all="raise"):
             energies = [
-                group["energy"][()] for split, _, group in iter_videos(f) if split == "train"
+                read_dataset(group["energy"])
+                for split, _, group in iter_videos(f)
+                if split == "train"
             ]
             attrs = dict(f.attrs)
         model = BaselineModel.fit(energies)
         with write_h5(model_dir / MODEL_FILE, {"model": "baseline", **_grid(attrs)}) as f:
-            f.create_dataset("mean", data=model.mean)
-            f.create_dataset("std", data=model.std)
+            checked_dataset(f, "mean", model.mean)
+            checked_dataset(f, "std", model.std)
         return []
 
     def score(
         self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings
     ) -> ScoreSet:
-        with h5py.File(model_dir / MODEL_FILE, "r") as f:
-            model = BaselineModel(mean=f["mean"][()], std=f["std"][()])
-        with h5py.File(prepared, "r") as f, np.errstate(all="raise"):
+        with open_cache(model_dir / MODEL_FILE) as f:
+            model = BaselineModel(mean=read_dataset(f["mean"]), std=read_dataset(f["std"]))
+        with open_cache(prepared) as f, np.errstate(all="raise"):
             grid = _grid(dict(f.attrs))
             result = ScoreSet(
                 model=self.name, attrs={"map_size": grid["size"], "patch": grid["patch"]}
             )
             for split, name, group in iter_videos(f):
-                maps = model.score_maps(group["energy"][()])
+                maps = model.score_maps(read_dataset(group["energy"]))
                 target = result.train if split == "train" else result.test
                 target[name] = VideoScores(frame_scores=frame_scores(maps), score_maps=maps)
         return result

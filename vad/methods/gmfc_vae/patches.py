@@ -14,11 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from vad.cache import write_h5
+from vad.cache import checked_dataset, open_cache, read_dataset, write_h5
 from vad.frame_cache import load_frames, resize_frames, video_keys
 from vad.motion.frame_difference import moving_counts, moving_pixels
 from vad.progress import progress as progress_bar
@@ -51,10 +50,10 @@ def stream_frames(
     if stream == "dynflow":
         if dynflow_path is None:
             raise ValueError("the dynflow stream needs the dynamic-flow cache")
-        with h5py.File(dynflow_path, "r") as f:
+        with open_cache(dynflow_path) as f:
             if key not in f:
                 raise KeyError(f"{dynflow_path}: no video '{key}'")
-            return resize_frames(f[key]["dynflow"][()], size)
+            return resize_frames(read_dataset(f[key]["dynflow"]), size)
     raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
 
 
@@ -136,13 +135,13 @@ def write_patches(
 ) -> None:
     """Patches in one HDF5 dataset chunked by 1000 (read whole into memory for training)."""
     with write_h5(path, {"stream": stream, **settings.__dict__}) as f:
-        f.create_dataset(
-            "patches", data=patches, chunks=(min(1000, max(1, len(patches))),) + patches.shape[1:]
+        checked_dataset(
+            f, "patches", patches, chunks=(min(1000, max(1, len(patches))),) + patches.shape[1:]
         )
-        f.create_dataset("locations", data=locations.astype(np.int32))
-        f.create_dataset("videos", data=np.array(keys, dtype="S"))
+        checked_dataset(f, "locations", locations.astype(np.int32))
+        checked_dataset(f, "videos", np.array(keys, dtype="S"))
 
 
 def read_patches(path: str | Path) -> np.ndarray:
-    with h5py.File(path, "r") as f:
-        return f["patches"][()]
+    with open_cache(path) as f:
+        return read_dataset(f["patches"])
