@@ -320,6 +320,42 @@ class ResumableCache:
             os.replace(self.partial, self.path)
 
 
+PARTIAL_SUFFIX = ".partial"  # ResumableCache's resume file: `<output>.partial`
+
+
+def orphaned_partials(root: str | Path) -> list[Path]:
+    """`<output>.partial` files under `root` whose `<output>` exists.
+
+    Such a partial is left behind when DVC restores a stage's output from its run cache instead
+    of running the stage (an interrupted run with other settings wrote the partial). It resumes
+    nothing while the output is there: DVC deletes a stage's outputs before running it, and a
+    stage that starts again resumes only a partial of its current settings. It is disk space
+    (a flow partial can be gigabytes)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(
+        path
+        for path in root.rglob(f"*{PARTIAL_SUFFIX}")
+        if path.is_file() and path.with_name(path.name[: -len(PARTIAL_SUFFIX)]).exists()
+    )
+
+
+def remove_orphaned_partials(root: str | Path, log=print) -> list[Path]:
+    """Delete every `orphaned_partials(root)` file, logging one line each; returns them."""
+    removed = []
+    for path in orphaned_partials(root):
+        size = path.stat().st_size
+        path.unlink()
+        output = path.with_name(path.name[: -len(PARTIAL_SUFFIX)])
+        log(
+            f"removed {path} ({size / 1e6:.1f} MB): an interrupted run's resume file, orphaned "
+            f"since {output} was restored (DVC run cache)"
+        )
+        removed.append(path)
+    return removed
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading and layout
 

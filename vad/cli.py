@@ -1,4 +1,5 @@
-"""The `vad` command for what is not a DVC stage: `info` (dataset summary), `bench`
+"""The `vad` command for what is not a DVC stage: `check-params` (all of params.yaml at once,
+before `dvc repro`), `info` (dataset summary), `bench`
 (preprocessing throughput), `benchmark` (every enabled method on a real dataset through DVC),
 and `experiments` (the paper's Table V and VI runs as queued DVC experiments)."""
 
@@ -44,9 +45,38 @@ def experiments(args: argparse.Namespace) -> None:
     run_paper_experiments(args.prefix, args.set)
 
 
+def check_params(args: argparse.Namespace) -> None:
+    """Validate the params file (every error, not the first), then remove orphaned resume files
+    under the data/ folder beside it. Imports no torch: about a second."""
+    from pathlib import Path
+
+    from vad.cache import remove_orphaned_partials
+    from vad.params.check import check_params_file
+
+    errors, methods = check_params_file(args.params)
+    for error in errors:
+        print(error, file=sys.stderr)
+    if errors:
+        print(
+            f"{args.params}: {len(errors)} error{'s' if len(errors) > 1 else ''}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    remove_orphaned_partials(Path(args.params).parent / "data")
+    print(f"{args.params}: OK (methods: {', '.join(methods)})")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vad", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser(
+        "check-params",
+        help="validate params.yaml (every section, the enabled methods) before `dvc repro`, and "
+        "remove orphaned *.partial resume files under data/",
+    )
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(run=check_params)
 
     p = commands.add_parser("info", help="print a JSON summary of a dataset")
     p.add_argument("name", choices=DATASET_NAMES)

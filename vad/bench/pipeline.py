@@ -12,6 +12,7 @@ dataset between its markers.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ from vad.cache import atomic_output
 from vad.config import load_params
 from vad.datasets import open_dataset
 from vad.methods.registry import enabled_methods, get_method
+from vad.params.check import check_params
 from vad.timing import read_timings
 
 RESULTS = Path("RESULTS.md")
@@ -60,6 +62,18 @@ def merged_overrides(dataset: str, root: Path, budgets: dict[str, dict]) -> dict
                 )
             merged[key] = value
     return merged
+
+
+def with_overrides(params: dict, overrides: dict[str, object]) -> dict:
+    """A copy of `params` with `dvc exp run -S key.sub=value` overrides applied."""
+    result = copy.deepcopy(params)
+    for key, value in overrides.items():
+        *sections, name = key.split(".")
+        target = result
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = value
+    return result
 
 
 def method_seconds(timings: dict[str, float], methods: list[str]) -> dict[str, float]:
@@ -111,6 +125,11 @@ def run_benchmark(
     methods = enabled_methods(params)
     budgets = budget_overrides(methods, dataset)
     overrides = merged_overrides(dataset, root_path, budgets)
+    errors = check_params(with_overrides(params, overrides))
+    if errors:  # refused here, not by a stage minutes into the run
+        raise SystemExit(
+            "benchmark: params.yaml with the overrides is invalid:\n" + "\n".join(errors)
+        )
     out_dir = Path(out or f"reports/{dataset}")
     head = run_command(["git", "rev-parse", "HEAD"]).strip()
     dirty = bool(run_command(["git", "status", "--porcelain", "--untracked-files=no"]).strip())
