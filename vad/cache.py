@@ -225,6 +225,28 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
 
 
 @contextmanager
+def staged_outputs(*paths: str | Path) -> Iterator[list[Path]]:
+    """Yield a staging path beside each of `paths`; only once the block succeeded (and wrote
+    every one) are they all renamed onto `paths`. Outputs that belong together therefore appear
+    together: a failure anywhere leaves none of them new, and what was at `paths` untouched."""
+    outputs = [Path(path) for path in paths]
+    staged = [path.with_name(path.name + f".staged{os.getpid()}") for path in outputs]
+    for path in outputs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield staged
+        missing = [str(path) for path in staged if not path.exists()]
+        if missing:
+            raise RuntimeError(f"staged output(s) {', '.join(missing)} were not written")
+        for tmp, path in zip(staged, outputs, strict=True):
+            os.replace(tmp, path)
+    finally:
+        for tmp in staged:
+            if tmp.exists():
+                tmp.unlink()
+
+
+@contextmanager
 def write_h5(path: str | Path, settings: dict | None = None) -> Iterator[h5py.File]:
     """Open a new HDF5 file for writing that appears at `path` only once closed successfully."""
     with atomic_output(path) as tmp:
