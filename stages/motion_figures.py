@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import h5py
 import numpy as np
 
-from vad.cache import iter_videos, video_key
+from vad.cache import atomic_directory, iter_videos, video_key
 from vad.frame_cache import load_frames
 from vad.timing import timed_stage
 from vad.viz import flow_to_rgb, save_image_row
@@ -23,9 +22,12 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=3, help="test videos shown")
     args = parser.parse_args()
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with h5py.File(args.flow, "r") as flows, h5py.File(args.dynflow, "r") as dynamic:
+    # the folder appears complete or not at all (a failure leaves no half set of figures)
+    with (
+        atomic_directory(args.out) as out,
+        h5py.File(args.flow, "r") as flows,
+        h5py.File(args.dynflow, "r") as dynamic,
+    ):
         names = [name for split, name, _ in iter_videos(dynamic) if split == "test"]
         for name in names[: args.videos]:
             key = video_key("test", name)
