@@ -20,7 +20,7 @@ from vad.config import ConfigError, load_params
 from vad.fusion import fuse_settings
 from vad.methods.plan import write_settings
 from vad.methods.registry import method_names
-from vad.params.check import check_params
+from vad.params.check import check_params, parse_overrides, with_overrides
 from vad.params.data import data_settings, frames_settings
 from vad.params.dynamic_flow import dynamic_flow_settings
 from vad.params.evaluate import evaluate_settings
@@ -290,7 +290,7 @@ def test_check_params_removes_orphaned_partials_beside_the_params_file(tmp_path)
 
 
 def test_the_benchmark_checks_its_overrides_before_running(tmp_path, monkeypatch):
-    from vad.bench.pipeline import run_benchmark, with_overrides
+    from vad.bench.pipeline import run_benchmark
 
     assert with_overrides({"a": {"b": 1}}, {"a.c": 2, "d.e": 3}) == {
         "a": {"b": 1, "c": 2},
@@ -307,3 +307,26 @@ def test_the_benchmark_checks_its_overrides_before_running(tmp_path, monkeypatch
 
     with pytest.raises(SystemExit, match=r"unknown key 'gmfc_vae\.Kk'"):
         run_benchmark("ped2", str(tmp_path / "ped2"), run_command=never)
+
+
+def test_the_paper_experiments_are_checked_with_their_overrides_before_queueing():
+    from vad.experiments import check_experiments, paper_experiments
+
+    assert parse_overrides(["fuse.alpha=0", "data.root=/x", "methods=[baseline]"]) == {
+        "fuse.alpha": 0,
+        "data.root": "/x",
+        "methods": ["baseline"],
+    }
+    assert check_experiments(paper_experiments(), [], PARAMS) == []
+    errors = check_experiments(
+        [("appearance", ["fuse.alpha=0", "fuse.beta=0"]), ("K0", ["gmfc_vae.K=0"])],
+        ["data.name=ped2", "data.root=/no/such/ped2"],
+        PARAMS,
+    )
+    assert [error.split(": params.yaml: ")[0] for error in errors] == [
+        "appearance",
+        "appearance",
+        "K0",
+        "K0",
+    ]
+    assert "'fuse.alpha', 'fuse.beta'" in errors[1] and "'gmfc_vae.K' must be >= 1" in errors[3]

@@ -12,7 +12,6 @@ dataset between its markers.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -27,7 +26,7 @@ from vad.cache import atomic_output
 from vad.config import load_params
 from vad.datasets import open_dataset
 from vad.methods.registry import enabled_methods, get_method
-from vad.params.check import check_params
+from vad.params.check import check_params, with_overrides
 from vad.timing import read_timings
 
 RESULTS = Path("RESULTS.md")
@@ -62,18 +61,6 @@ def merged_overrides(dataset: str, root: Path, budgets: dict[str, dict]) -> dict
                 )
             merged[key] = value
     return merged
-
-
-def with_overrides(params: dict, overrides: dict[str, object]) -> dict:
-    """A copy of `params` with `dvc exp run -S key.sub=value` overrides applied."""
-    result = copy.deepcopy(params)
-    for key, value in overrides.items():
-        *sections, name = key.split(".")
-        target = result
-        for section in sections:
-            target = target.setdefault(section, {})
-        target[name] = value
-    return result
 
 
 def method_seconds(timings: dict[str, float], methods: list[str]) -> dict[str, float]:

@@ -9,7 +9,8 @@ error, and every failing check is reported, not only the first one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import yaml
@@ -67,6 +68,29 @@ def check_params(params: dict) -> list[str]:
         except ConfigError as error:  # one message a line; the two GMFC-VAE streams share
             errors.extend(line for line in str(error).splitlines() if line not in errors)
     return errors
+
+
+def with_overrides(params: dict, overrides: dict[str, object]) -> dict:
+    """A copy of `params` with `dvc exp run -S key.sub=value` overrides applied."""
+    result = copy.deepcopy(params)
+    for key, value in overrides.items():
+        *sections, name = key.split(".")
+        target = result
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = value
+    return result
+
+
+def parse_overrides(sets: Iterable[str]) -> dict[str, object]:
+    """`-S` arguments `key.sub=value` as {key.sub: value}, each value read as YAML (as DVC does)."""
+    overrides = {}
+    for item in sets:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ConfigError(f"override {item!r} is not KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
 
 
 def check_params_file(path: str | Path) -> tuple[list[str], list[str]]:
