@@ -1,5 +1,4 @@
-"""The `vad` command for what is not a DVC stage: `check-params` (all of params.yaml at once,
-before `dvc repro`), `info` (dataset summary), `bench`
+"""The `vad` command for what is not a DVC stage: `info` (dataset summary), `bench`
 (preprocessing throughput), `benchmark` (every enabled method on a real dataset through DVC),
 and `experiments` (the paper's Table V and VI runs as queued DVC experiments)."""
 
@@ -70,14 +69,6 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vad", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser(
-        "check-params",
-        help="validate params.yaml (every section, the enabled methods) before `dvc repro`, and "
-        "remove orphaned *.partial resume files under data/",
-    )
-    p.add_argument("--params", default="params.yaml")
-    p.set_defaults(run=check_params)
-
     p = commands.add_parser("info", help="print a JSON summary of a dataset")
     p.add_argument("name", choices=DATASET_NAMES)
     p.add_argument("root", nargs="?", default="")
@@ -131,6 +122,14 @@ def main(argv: list[str] | None = None) -> None:
         "e.g. --set data.name=ped2 --set data.root=/path/to/ped2",
     )
     p.set_defaults(run=experiments)
+
+    p = commands.add_parser(
+        "check-params",
+        help="validate all of params.yaml (every section and method) before `dvc repro`, and "
+        "remove orphaned *.partial resume files under data/",
+    )
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(run=check_params)
 
     args = parser.parse_args(argv)
     try:
