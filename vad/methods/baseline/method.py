@@ -31,9 +31,9 @@ class Baseline(Method):
 
     def settings(self, params: dict) -> dict[str, Settings]:
         section = Section(params, "baseline")
-        grid = check_all(lambda: section.check_keys(("size", "patch")), lambda: _grid_of(section))[
-            1
-        ]
+        _, grid = check_all(
+            lambda: section.check_keys(("size", "patch")), lambda: _grid_of(section)
+        )
         return {"prepare": grid, "train": {}, "score": {}}
 
     def prepare(self, inputs: Inputs, settings: Settings, out: Path) -> None:

@@ -23,7 +23,7 @@ DEVICES = ["auto", "cpu", "cuda"]
 MODEL_FILE = "model.pt"
 CPU_BUDGET_PED2 = {"gmfc_vae.pretrain_epochs": 4, "gmfc_vae.epochs": 16}
 # The Table I network (model.py) decodes every latent to a 28x28 patch whatever it encodes, so
-# it trains and scores 28x28 patches only (tests/test_methods.py checks the model agrees).
+# it trains and scores 28x28 patches only (tests/test_params.py checks the model agrees).
 NETWORK_PATCH = 28
 PATCHES_KEYS = (
     "size",
