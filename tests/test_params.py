@@ -330,3 +330,22 @@ def test_the_paper_experiments_are_checked_with_their_overrides_before_queueing(
         "K0",
     ]
     assert "'fuse.alpha', 'fuse.beta'" in errors[1] and "'gmfc_vae.K' must be >= 1" in errors[3]
+
+
+def test_the_settings_stage_checks_all_of_params_before_writing(tmp_path):
+    """`settings` runs first in `dvc repro`: a bad value in any section stops the run there."""
+    params = changed(dynamic_flow={"window": 1}, evaluate={"smoothing": "median", "window": 8})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.settings", "--out", "data/settings"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert [line.split("'")[1] for line in done.stderr.splitlines()] == [
+        "dynamic_flow.window",
+        "evaluate.window",
+    ]
+    assert not (tmp_path / "data").exists()
