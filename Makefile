@@ -18,7 +18,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+# check-params first: a bad value in params.yaml fails in a second, before DVC deletes anything
 repro: $(STAMP)
+	$(BIN)/python -m vad check-params
 	PATH=$(abspath $(BIN)):$$PATH dvc repro
 	@cat reports/summary.md
 
@@ -34,6 +36,7 @@ bench: $(STAMP)
 # Every enabled method on a real dataset at its documented CPU budget, through `dvc exp run`;
 # writes reports/$(DATA)/ and RESULTS.md's table for it.
 benchmark: $(STAMP)
+	$(BIN)/python -m vad check-params
 	PATH=$(abspath $(BIN)):$$PATH python -m vad benchmark $(DATA) $(ROOT)
 
 # The paper's Table V (K) and Table VI (stream ablation) as queued DVC experiments; waits for the

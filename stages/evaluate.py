@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from vad.cache import exit_on_cache_error
-from vad.config import Section, load_params
+from vad.config import load_params
 from vad.eval.postprocess import Protocol
 from vad.methods.registry import enabled_methods
+from vad.params.evaluate import evaluate_settings
 from vad.scores import read_score_attrs
 from vad.timing import timed_stage
 
@@ -58,18 +59,8 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params()
-    section = Section(params, "evaluate")
-    smoothing = section.str("smoothing", ["none", "median", "gaussian"])
-    protocol = Protocol.from_params(
-        {
-            "smoothing": smoothing,
-            "window": section.int("window", minimum=1) if smoothing == "median" else None,
-            "sigma": section.float("sigma", minimum=0.0) if smoothing == "gaussian" else None,
-            "normalization": section.str("normalization", ["none", "minmax", "zscore"]),
-        }
-    )
-    interpolation = section.str("pixel_interpolation", ["nearest", "bilinear"])
-    figures_per_video = section.int("figures_per_video", minimum=0)
+    settings = evaluate_settings(params)
+    protocol = Protocol.from_params(settings["protocol"])
     sources, kinds = score_sets(enabled_methods(params), Path(args.scores), Path(args.fused))
     from vad.report import write_report  # after params are validated: imports matplotlib
 
@@ -84,8 +75,8 @@ def main() -> None:
             args.plots,
             args.figures,
             args.summary,
-            interpolation=interpolation,
-            figures_per_video=figures_per_video,
+            interpolation=settings["pixel_interpolation"],
+            figures_per_video=settings["figures_per_video"],
         )
     sys.stdout.write(Path(args.summary).read_text())
 

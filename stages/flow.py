@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 
 from vad.cache import exit_on_cache_error
-from vad.config import Section, load_params
+from vad.config import load_params
 from vad.motion.flow_runner import run_flow_stage
+from vad.params.flow import flow_settings
 from vad.timing import timed_stage
-
-METHODS = ["tvl1", "dis", "farneback", "flownet2"]
 
 
 def main() -> None:
@@ -17,15 +16,14 @@ def main() -> None:
     parser.add_argument("--frames", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    section = Section(load_params(), "flow")
-    method = section.str("method", METHODS)
+    settings = flow_settings(load_params())
     run_flow_stage(
         args.frames,
         args.out,
-        method=method,
-        options=section.mapping(method),
-        size=section.size("size"),
-        n_jobs=section.int("n_jobs", minimum=1),
+        method=settings["method"],
+        options=settings["options"],
+        size=settings["size"],
+        n_jobs=settings["n_jobs"],
     )
 
 

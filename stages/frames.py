@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vad.config import Section, load_params
-from vad.datasets import CORRUPT_FRAMES, corrupt_frame_warnings, open_dataset
-from vad.frame_cache import COLORS, write_frame_cache
+from vad.config import load_params
+from vad.datasets import corrupt_frame_warnings, open_dataset
+from vad.frame_cache import write_frame_cache
+from vad.params.data import data_settings, frames_settings
 from vad.timing import timed_stage
 
 
@@ -18,21 +19,16 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params()
-    data, frames = Section(params, "data"), Section(params, "frames")
-    name = data.str("name")
+    data, frames = data_settings(params), frames_settings(params)
     dataset = open_dataset(
-        name,
-        data.str("root", default="") or None,
-        layout=data.str("layout", default="auto"),
-        options=data.mapping("synthetic") if name == "synthetic" else None,
-        corrupt_frames=data.str("corrupt_frames", list(CORRUPT_FRAMES), default="error"),
+        data["name"],
+        data["root"],
+        layout=data["layout"],
+        options=data["options"],
+        corrupt_frames=data["corrupt_frames"],
     )
     write_frame_cache(
-        dataset,
-        args.frames,
-        args.ground_truth,
-        color=frames.str("color", list(COLORS)),
-        size=frames.size("size", allow_none=True),
+        dataset, args.frames, args.ground_truth, color=frames["color"], size=frames["size"]
     )
     for line in corrupt_frame_warnings(dataset.videos):  # only with data.corrupt_frames: warn
         print(f"frames: warning: {line}", file=sys.stderr)

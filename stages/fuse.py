@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 
 from vad.cache import atomic_directory, exit_on_cache_error
-from vad.config import Section, load_params
-from vad.fusion import NORMALIZATIONS, fuse, fused_models
+from vad.config import load_params
+from vad.fusion import fuse, fuse_settings
 from vad.methods.registry import method_names
 from vad.scores import read_scores, write_scores
 from vad.timing import timed_stage
@@ -19,9 +19,7 @@ def main() -> None:
     parser.add_argument("--scores", required=True, help="folder of the methods' score files")
     parser.add_argument("--out", required=True, help="output folder, one file per fused model")
     args = parser.parse_args()
-    section = Section(load_params(), "fuse")
-    models = fused_models(section, method_names())
-    normalize = section.str("normalize", list(NORMALIZATIONS))
+    models, normalize = fuse_settings(load_params(), method_names())
     scores = Path(args.scores)
     with timed_stage("fuse"), atomic_directory(args.out) as tmp:
         for name, weights in models.items():

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
-from vad.cache import exit_on_cache_error, iter_videos, open_cache, read_dataset, video_key
+from vad.cache import (
+    atomic_directory,
+    exit_on_cache_error,
+    iter_videos,
+    open_cache,
+    read_dataset,
+    video_key,
+)
 from vad.frame_cache import load_frames
 from vad.timing import timed_stage
 from vad.viz import flow_to_rgb, save_image_row
@@ -22,9 +28,12 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=3, help="test videos shown")
     args = parser.parse_args()
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open_cache(args.flow) as flows, open_cache(args.dynflow) as dynamic:
+    # the folder appears complete or not at all (a failure leaves no half set of figures)
+    with (
+        atomic_directory(args.out) as out,
+        open_cache(args.flow) as flows,
+        open_cache(args.dynflow) as dynamic,
+    ):
         names = [name for split, name, _ in iter_videos(dynamic) if split == "test"]
         for name in names[: args.videos]:
             key = video_key("test", name)

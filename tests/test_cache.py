@@ -13,6 +13,7 @@ from vad.cache import (
     array_digest,
     atomic_output,
     cache_digest,
+    staged_outputs,
     video_digests,
     write_h5,
 )
@@ -218,3 +219,20 @@ def test_resumable_cache_discards_partial_with_other_settings(tmp_path):
     with ResumableCache(target, {"method": "tvl1"}) as cache:
         assert not cache.is_done("train/01", "in")
         assert "train/01" not in cache.file
+
+
+def test_staged_outputs_appear_together_or_not_at_all(tmp_path):
+    first, second = tmp_path / "a.h5", tmp_path / "sub" / "b.h5"
+    first.write_text("old a")
+    with pytest.raises(RuntimeError, match="second failed"), staged_outputs(first, second) as tmp:
+        tmp[0].write_text("new a")
+        raise RuntimeError("second failed")
+    assert first.read_text() == "old a" and not second.exists()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.h5"]
+    with staged_outputs(first, second) as tmp:
+        for path in tmp:
+            path.write_text(f"new {path.name[0]}")
+    assert (first.read_text(), second.read_text()) == ("new a", "new b")
+    with pytest.raises(RuntimeError, match="not written"), staged_outputs(first, second) as tmp:
+        tmp[0].write_text("only a")
+    assert first.read_text() == "new a"

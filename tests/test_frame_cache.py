@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import re
+
 import h5py
 import numpy as np
 import pytest
+from dataset_fixtures import HEIGHT, WIDTH, write_frames_layout, write_image
 
 from vad.cache import DIGEST, array_digest, cache_digest, combine_digests, video_digests
+from vad.datasets import open_dataset
 from vad.datasets.base import Dataset, DatasetError, GroundTruth, Video
 from vad.datasets.synthetic import open_synthetic
 from vad.frame_cache import (
@@ -92,3 +96,31 @@ def test_a_failing_video_leaves_no_cache(tmp_path):
         write_frame_cache(dataset, tmp_path / "f.h5", tmp_path / "gt.h5", progress=False)
     assert not (tmp_path / "f.h5").exists()
     assert list(tmp_path.glob("*.h5*")) == []
+
+
+def _wrong_size_mask_dataset(tmp_path):
+    """A frames-layout Ped2 whose second test clip has one mask 4 rows too tall."""
+    root = write_frames_layout(tmp_path / "ped2")
+    mask = root / "testing" / "masks" / "02" / "003.png"
+    write_image(mask, np.zeros((HEIGHT + 4, WIDTH), np.uint8))
+    return open_dataset("ped2", root), mask
+
+
+def test_a_wrong_size_mask_leaves_neither_cache(tmp_path):
+    """The masks are checked before either file appears: no valid-looking frames.h5 is left."""
+    dataset, mask = _wrong_size_mask_dataset(tmp_path)
+    out = tmp_path / "interim"
+    with pytest.raises(DatasetError, match=re.escape(f"{mask}: mask of size 48x36")):
+        write_frame_cache(dataset, out / "frames.h5", out / "ground_truth.h5", progress=False)
+    assert list(out.iterdir()) == []
+
+
+def test_a_failure_leaves_an_older_pair_of_caches_as_it_was(tmp_path):
+    out = tmp_path / "interim"
+    frames, truth = out / "frames.h5", out / "ground_truth.h5"
+    write_frame_cache(open_synthetic(**TINY), frames, truth, progress=False)
+    before = {path: path.read_bytes() for path in (frames, truth)}
+    dataset, _ = _wrong_size_mask_dataset(tmp_path)
+    with pytest.raises(DatasetError, match="mask of size"):
+        write_frame_cache(dataset, frames, truth, progress=False)
+    assert {path: path.read_bytes() for path in out.iterdir()} == before

@@ -166,3 +166,82 @@ def test_a_failed_training_leaves_the_previous_model_folder(tmp_path):
         raise RuntimeError("interrupted")
     assert (model / "weights").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+class _UnserialisableHistory:
+    """A method whose training writes a model but returns a history JSON cannot hold."""
+
+    def train(self, prepared, settings, model_dir, workdir):
+        (model_dir / "model.h5").write_text("new")
+        return [{"epoch": 1, "loss": object()}]
+
+
+def test_a_history_that_cannot_be_written_leaves_neither_model_nor_history(project, monkeypatch):
+    root = project["root"]
+    (root / "model").mkdir()
+    (root / "model" / "model.h5").write_text("old")
+    (root / "history.json").write_text("[]\n")
+    monkeypatch.setattr("vad.methods.runner.load_method", lambda plan: _UnserialisableHistory())
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        run_train(
+            "baseline",
+            root / "settings" / "baseline" / "train.json",
+            root / "prepared.h5",
+            root / "model",
+            root / "work",
+            root / "history.json",
+        )
+    assert (root / "model" / "model.h5").read_text() == "old"
+    assert (root / "history.json").read_text() == "[]\n"
+    assert sorted(p.name for p in root.iterdir() if "tmp" in p.name) == []
+
+
+def test_a_failing_figure_leaves_the_previous_reports(project, monkeypatch):
+    """Metrics, plot data, figures and summary appear together: a failure while drawing leaves
+    what was there (under DVC the evaluate outputs are `persist`, so that is the last run's)."""
+    from vad.eval.postprocess import Protocol
+    from vad.report import write_report
+
+    root = project["root"]
+    settings, inputs = root / "settings" / "baseline", root / "inputs" / "baseline.json"
+    run_prepare("baseline", settings / "prepare.json", inputs, root / "prepared.h5")
+    run_train(
+        "baseline", settings / "train.json", root / "prepared.h5", root / "model", root / "w",
+        root / "history.json",
+    )  # fmt: skip
+    run_score(
+        "baseline", settings / "score.json", inputs, root / "prepared.h5", root / "model",
+        root / "scores.h5",
+    )  # fmt: skip
+    reports = root / "reports"
+    outputs = [reports / "metrics.json", reports / "plots", reports / "figures"]
+    arguments = [
+        {"baseline": str(root / "scores.h5")},
+        {"baseline": "method"},
+        root / "gt.h5",
+        project["frames"],
+        Protocol(),
+        *outputs,
+        reports / "summary.md",
+    ]
+    (reports / "plots").mkdir(parents=True)
+    (reports / "plots" / "roc_old.json").write_text("[]\n")
+    (reports / "summary.md").write_text("old\n")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("overlay failed")
+
+    monkeypatch.setattr("vad.report.write_overlays", broken)
+    with pytest.raises(RuntimeError, match="overlay failed"):
+        write_report(*arguments)
+    files = sorted(str(p.relative_to(reports)) for p in reports.rglob("*") if p.is_file())
+    assert files == ["plots/roc_old.json", "summary.md"]
+    assert (reports / "summary.md").read_text() == "old\n"
+    monkeypatch.undo()
+    write_report(*arguments)
+    assert sorted(p.name for p in (reports / "plots").iterdir()) == ["roc_baseline.json"]
+    assert json.loads((reports / "metrics.json").read_text())["baseline"]["frame_auc_micro"] >= 0
+    assert (reports / "per_video_auc.json").is_file() and (
+        reports / "figures" / "roc.png"
+    ).is_file()
+    assert "| baseline | method |" in (reports / "summary.md").read_text()

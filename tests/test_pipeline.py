@@ -9,12 +9,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import pytest
 import yaml
 from dataset_fixtures import write_frames_layout
+
+from vad.experiments import queue_rows
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -333,3 +336,45 @@ def test_frames_stage_notices_changed_dataset_files(tmp_path):
     assert cv2.imwrite(str(first), 255 - cv2.imread(str(first)))
     status = json.loads(dvc(project, "status", "--json", "frames"))
     assert {"changed deps": {str(dataset): "modified"}} in status["frames"]
+
+
+MARKER = "# which copy of vad/ this is:"
+
+
+def mark_code(root: Path, copy: str) -> None:
+    """Make the settings stage print which copy of vad/ it imported (vad.methods.plan)."""
+    plan = root / "vad" / "methods" / "plan.py"
+    text = plan.read_text().split(MARKER)[0]
+    plan.write_text(f'{text}{MARKER}\nprint("vad code: {copy}", flush=True)\n')
+
+
+def test_experiments_run_the_code_of_their_own_copy(tmp_path, monkeypatch):
+    """Stages run as `python -m stages.<name>` from the experiment's folder, so they import its
+    vad/, not another copy on the path (as an editable install of the workspace would be): a
+    queued experiment runs the code it was queued with although the workspace changed since,
+    and a --temp run its own copy of the workspace, not the installed one."""
+    (tmp_path / "project").mkdir()
+    project = new_project(tmp_path / "project", {})
+    mark_code(project, "committed")
+    run(["git", "commit", "-qam", "the code the experiment is queued with"], project)
+    installed = tmp_path / "installed"
+    shutil.copytree(project / "vad", installed / "vad")
+    mark_code(installed, "installed")
+    monkeypatch.setenv("PYTHONPATH", str(installed))  # found after the stage's own folder
+
+    dvc(project, "exp", "run", "--queue", "-n", "own-code", "settings")
+    mark_code(project, "workspace")  # uncommitted, after queueing
+    dvc(project, "queue", "start", "-j", "1")
+    deadline = time.monotonic() + 300
+    while (state := queue_rows(dvc(project, "queue", "status"), {"own-code"})) != {
+        "own-code": "Success"
+    }:
+        assert "Failed" not in state.values(), dvc(project, "queue", "logs", "own-code")
+        assert time.monotonic() < deadline, f"queue still {state}"
+        time.sleep(1)
+    log = dvc(project, "queue", "logs", "own-code")
+    assert "vad code: committed" in log
+    assert "vad code: workspace" not in log and "vad code: installed" not in log
+
+    output = dvc(project, "exp", "run", "--temp", "-n", "temp-copy", "settings")
+    assert "vad code: workspace" in output and "vad code: installed" not in output

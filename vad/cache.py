@@ -354,6 +354,28 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
 
 
 @contextmanager
+def staged_outputs(*paths: str | Path) -> Iterator[list[Path]]:
+    """Yield a staging path beside each of `paths`; only once the block succeeded (and wrote
+    every one) are they all renamed onto `paths`. Outputs that belong together therefore appear
+    together: a failure anywhere leaves none of them new, and what was at `paths` untouched."""
+    outputs = [Path(path) for path in paths]
+    staged = [path.with_name(path.name + f".staged{os.getpid()}") for path in outputs]
+    for path in outputs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield staged
+        missing = [str(path) for path in staged if not path.exists()]
+        if missing:
+            raise RuntimeError(f"staged output(s) {', '.join(missing)} were not written")
+        for tmp, path in zip(staged, outputs, strict=True):
+            os.replace(tmp, path)
+    finally:
+        for tmp in staged:
+            if tmp.exists():
+                tmp.unlink()
+
+
+@contextmanager
 def write_h5(path: str | Path, settings: dict | None = None) -> Iterator[h5py.File]:
     """Open a new HDF5 file for writing that appears at `path` only once closed successfully."""
     with atomic_output(path) as tmp:
@@ -447,6 +469,42 @@ class ResumableCache:
             self.file = None
         if exc_type is None and self.partial.exists():
             os.replace(self.partial, self.path)
+
+
+PARTIAL_SUFFIX = ".partial"  # ResumableCache's resume file: `<output>.partial`
+
+
+def orphaned_partials(root: str | Path) -> list[Path]:
+    """`<output>.partial` files under `root` whose `<output>` exists.
+
+    Such a partial is left behind when DVC restores a stage's output from its run cache instead
+    of running the stage (an interrupted run with other settings wrote the partial). It resumes
+    nothing while the output is there: DVC deletes a stage's outputs before running it, and a
+    stage that starts again resumes only a partial of its current settings. It is disk space
+    (a flow partial can be gigabytes)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(
+        path
+        for path in root.rglob(f"*{PARTIAL_SUFFIX}")
+        if path.is_file() and path.with_name(path.name[: -len(PARTIAL_SUFFIX)]).exists()
+    )
+
+
+def remove_orphaned_partials(root: str | Path, log=print) -> list[Path]:
+    """Delete every `orphaned_partials(root)` file, logging one line each; returns them."""
+    removed = []
+    for path in orphaned_partials(root):
+        size = path.stat().st_size
+        path.unlink()
+        output = path.with_name(path.name[: -len(PARTIAL_SUFFIX)])
+        log(
+            f"removed {path} ({size / 1e6:.1f} MB): an interrupted run's resume file, orphaned "
+            f"since {output} was restored (DVC run cache)"
+        )
+        removed.append(path)
+    return removed
 
 
 # ---------------------------------------------------------------------------------------------

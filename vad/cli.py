@@ -58,6 +58,27 @@ def experiments(args: argparse.Namespace) -> None:
     run_paper_experiments(args.prefix, args.set)
 
 
+def check_params(args: argparse.Namespace) -> None:
+    """Validate the params file (every error, not the first), then remove orphaned resume files
+    under the data/ folder beside it. Imports no torch: about a second."""
+    from pathlib import Path
+
+    from vad.cache import remove_orphaned_partials
+    from vad.params.check import check_params_file
+
+    errors, methods = check_params_file(args.params)
+    for error in errors:
+        print(error, file=sys.stderr)
+    if errors:
+        print(
+            f"{args.params}: {len(errors)} error{'s' if len(errors) > 1 else ''}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    remove_orphaned_partials(Path(args.params).parent / "data")
+    print(f"{args.params}: OK (methods: {', '.join(methods)})")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vad", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +141,14 @@ def main(argv: list[str] | None = None) -> None:
         "e.g. --set data.name=ped2 --set data.root=/path/to/ped2",
     )
     p.set_defaults(run=experiments)
+
+    p = commands.add_parser(
+        "check-params",
+        help="validate all of params.yaml (every section and method) before `dvc repro`, and "
+        "remove orphaned *.partial resume files under data/",
+    )
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(run=check_params)
 
     args = parser.parse_args(argv)
     try:

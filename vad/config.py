@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterable
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,22 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> dict:
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return params
+
+
+def check_all(*checks: Callable[[], Any]) -> list[Any]:
+    """Call every check (a function of no arguments) and return their results; if any failed,
+    raise one ConfigError with every failed check's message, one per line (so that a typo in a
+    key and a bad value elsewhere are reported together)."""
+    results, errors = [], []
+    for check in checks:
+        try:
+            results.append(check())
+        except ConfigError as error:
+            errors.extend(line for line in str(error).splitlines() if line not in errors)
+            results.append(None)
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return results
 
 
 class Section:
@@ -49,6 +68,29 @@ class Section:
     def _fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"params.yaml: '{self.name}.{key}' {message}")
 
+    def error(self, key: str, message: str) -> ConfigError:
+        """A ConfigError `params.yaml: '<section>.<key>' <message>` (for checks of a caller)."""
+        return self._fail(key, message)
+
+    def check_keys(self, known: Iterable[str]) -> None:
+        """Refuse keys the section does not use (a typo such as `gmfc_vae.Kk` would otherwise be
+        ignored silently); the error names each unknown key and the closest known one."""
+        known = [str(key) for key in known]
+        unknown = [str(key) for key in self.values if str(key) not in known]
+        if not unknown:
+            return
+        described = []
+        for key in unknown:
+            close = get_close_matches(key, known, n=1) or [
+                name for name in known if name.lower() == key.lower()
+            ]
+            hint = f" (did you mean '{self.name}.{close[0]}'?)" if close else ""
+            described.append(f"'{self.name}.{key}'{hint}")
+        raise ConfigError(
+            f"params.yaml: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(described)}; "
+            f"'{self.name}' takes {', '.join(known)}"
+        )
+
     def str(self, key: str, choices: list[str] | None = None, default: Any = None) -> str:
         value = self._get(key, _REQUIRED if default is None else default)
         if not isinstance(value, str):
@@ -65,12 +107,23 @@ class Section:
             raise self._fail(key, f"must be >= {minimum}, got {value}")
         return value
 
-    def float(self, key: str, minimum: float | None = None, default: Any = None) -> float:
+    def float(
+        self,
+        key: str,
+        minimum: float | None = None,
+        default: Any = None,
+        above: float | None = None,
+    ) -> float:
+        """A finite number, >= `minimum` and > `above` where given."""
         value = self._get(key, _REQUIRED if default is None else default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self._fail(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise self._fail(key, f"must be a finite number, got {value}")
         if minimum is not None and value < minimum:
             raise self._fail(key, f"must be >= {minimum}, got {value}")
+        if above is not None and value <= above:
+            raise self._fail(key, f"must be > {above}, got {value}")
         return float(value)
 
     def size(self, key: str, allow_none: bool = False) -> tuple[int, int] | None:

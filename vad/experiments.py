@@ -29,6 +29,21 @@ def paper_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
     return experiments
 
 
+def check_experiments(
+    experiments: list[tuple[str, list[str]]], extra_sets: Sequence[str], params: dict | None = None
+) -> list[str]:
+    """Every error of params.yaml (or `params`) with each experiment's overrides applied."""
+    from vad.config import load_params
+    from vad.params.check import check_params, parse_overrides, with_overrides
+
+    params = load_params() if params is None else params
+    errors = []
+    for name, sets in experiments:
+        overrides = parse_overrides([*sets, *extra_sets])
+        errors += [f"{name}: {error}" for error in check_params(with_overrides(params, overrides))]
+    return errors
+
+
 def print_now(line: str) -> None:
     print(line, flush=True)
 
@@ -98,7 +113,11 @@ def main(prefix: str, extra_sets: Sequence[str]) -> None:
     baseline = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()  # the experiments' baseline, even if HEAD moves while they run
-    states = run_experiments(paper_experiments(prefix), extra_sets)
+    experiments = paper_experiments(prefix)
+    errors = check_experiments(experiments, extra_sets)
+    if errors:  # refused before anything is queued, not by a stage of each experiment
+        raise SystemExit("\n".join(errors))
+    states = run_experiments(experiments, extra_sets)
     failed = sorted(name for name, state in states.items() if state != "Success")
     sys.stdout.write(run_dvc(["exp", "show", "--rev", baseline, "--only-changed", "--no-pager"]))
     if failed:

@@ -29,6 +29,7 @@ from vad.cache import (
     iter_videos,
     open_cache,
     read_dataset,
+    staged_outputs,
     video_key,
     write_h5,
 )
@@ -100,28 +101,34 @@ def write_frame_cache(
     size: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> None:
-    """Read every video into frames.h5, and the labels and masks into ground_truth.h5."""
+    """Read every video into frames.h5, and the labels and masks into ground_truth.h5.
+
+    Both files appear together or not at all: the ground truth (every mask loaded and checked
+    against its video) is written first, then the frames, each to a staging file renamed only
+    once both are complete. A bad mask or frame leaves no new cache, and an older pair at the
+    paths as it was."""
     if color not in COLORS:
         raise ValueError(f"frames color must be one of {COLORS}, got {color!r}")
     settings = {"dataset": dataset.name, "root": str(dataset.root), "color": color, "size": size}
     total = sum(v.num_frames for v in dataset.videos)
-    with (
-        write_h5(frames_path, settings) as f,
-        progress_bar(total=total, desc="frames", unit="frame", disable=not progress) as bar,
-    ):
-        for video in dataset.videos:
-            bar.set_postfix_str(f"{video.split}/{video.name}")
-            group = f.create_group(video_key(video.split, video.name))
-            write_video(group, video, color, size, bar)
-            group.attrs.update(
-                name=video.name,
-                split=video.split,
-                source=video.source,
-                num_frames=video.num_frames,
-                original_height=video.height,
-                original_width=video.width,
-            )
-    write_ground_truth(dataset, ground_truth_path)
+    with staged_outputs(frames_path, ground_truth_path) as (staged_frames, staged_truth):
+        write_ground_truth(dataset, staged_truth)
+        with (
+            write_h5(staged_frames, settings) as f,
+            progress_bar(total=total, desc="frames", unit="frame", disable=not progress) as bar,
+        ):
+            for video in dataset.videos:
+                bar.set_postfix_str(f"{video.split}/{video.name}")
+                group = f.create_group(video_key(video.split, video.name))
+                write_video(group, video, color, size, bar)
+                group.attrs.update(
+                    name=video.name,
+                    split=video.split,
+                    source=video.source,
+                    num_frames=video.num_frames,
+                    original_height=video.height,
+                    original_width=video.width,
+                )
 
 
 def write_ground_truth(dataset: Dataset, path: str | Path) -> None:

@@ -17,16 +17,20 @@ weight is a number or the name of a number in the section (GMFC-VAE's `alpha` an
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from vad.config import ConfigError, Section
+from vad.config import ConfigError, Section, check_all
 from vad.scores import ScoreSet, VideoScores
 
 NORMALIZATIONS = ("none", "zscore")
 
 
 def fused_models(section: Section, known: list[str]) -> dict[str, dict[str, float]]:
-    """`fuse.models` as {fused name: {part: weight}}, validated (errors name the key)."""
+    """`fuse.models` as {fused name: {part: weight}}, validated (errors name the key): every part
+    a known method, every weight a number >= 0 or the name of one in the section, and at least
+    one weight of each model nonzero (all zero would fuse a constant, an AUC of 0.5)."""
     models = section.mapping("models")
     result = {}
     for name, parts in models.items():
@@ -35,21 +39,55 @@ def fused_models(section: Section, known: list[str]) -> dict[str, dict[str, floa
             raise ConfigError(f"{where}: a fused model cannot take the name of a method")
         if not isinstance(parts, dict) or not parts:
             raise ConfigError(f"{where} must map parts to weights, got {parts!r}")
-        weights = {}
+        weights, keys = {}, {}
         for part, weight in parts.items():
             if part not in known:
                 raise ConfigError(
                     f"{where}: unknown part {part!r}; known methods: {', '.join(known)}"
                 )
             if isinstance(weight, str):
+                keys[part] = f"fuse.{weight}"
                 weight = section.float(weight)
             elif isinstance(weight, bool) or not isinstance(weight, (int, float)):
                 raise ConfigError(
                     f"{where}.{part}: weight must be a number or a key, got {weight!r}"
                 )
+            else:
+                keys[part] = f"fuse.models.{name}.{part}"
+            if not math.isfinite(weight) or weight < 0:
+                raise ConfigError(
+                    f"params.yaml: '{keys[part]}' must be a finite number >= 0 (the weight of "
+                    f"{part} in fused model {name}), got {weight}"
+                )
             weights[part] = float(weight)
+        if not any(weights.values()):
+            named = ", ".join(f"'{keys[part]}'" for part in weights)
+            raise ConfigError(
+                f"params.yaml: {named}: every weight of fused model {name} is 0, so its score "
+                "would be constant (AUC 0.5); give at least one part a weight > 0"
+            )
         result[str(name)] = weights
     return result
+
+
+def fuse_settings(params: dict, known: list[str]) -> tuple[dict[str, dict[str, float]], str]:
+    """The `fuse` section, validated: (`fused_models`, `normalize`). Besides `models` and
+    `normalize`, the section may hold only the named weights some model uses (a key no model
+    names, such as a mistyped `Alpha`, would change nothing)."""
+    section = Section(params, "fuse")
+    used = {
+        weight
+        for parts in section.mapping("models").values()
+        if isinstance(parts, dict)
+        for weight in parts.values()
+        if isinstance(weight, str)
+    }
+    _, models, normalize = check_all(
+        lambda: section.check_keys(["models", "normalize", *sorted(used)]),
+        lambda: fused_models(section, known),
+        lambda: section.str("normalize", list(NORMALIZATIONS)),
+    )
+    return models, normalize
 
 
 def map_statistics(scores: ScoreSet) -> tuple[float, float]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.cache import atomic_output, video_key
+from vad.cache import atomic_directory, atomic_output, video_key
 from vad.eval.metrics import evaluate
 from vad.eval.postprocess import Protocol
 from vad.frame_cache import load_frames, load_ground_truth, load_masks
@@ -65,9 +65,13 @@ def strict_json(value: object) -> object:
     return value
 
 
+def json_text(data: object) -> str:
+    return json.dumps(strict_json(data), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(path: Path, data: object) -> None:
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(strict_json(data), indent=2, allow_nan=False) + "\n")
+        tmp.write_text(json_text(data))
 
 
 SUMMARY_COLUMNS = {
@@ -130,31 +134,37 @@ def write_report(
         summary = dict(result.metrics)
         per_video[name] = summary.pop("frame_auc_per_video")
         metrics[name] = summary
-    write_json(Path(metrics_path), metrics)
-    write_json(Path(metrics_path).with_name("per_video_auc.json"), per_video)
-
-    plots, figures = Path(plots_dir), Path(figures_dir)
-    for name, result in results.items():
-        fpr, tpr, _ = result.frame_roc
-        write_json(
-            plots / f"roc_{name}.json",
-            [{"fpr": float(f), "tpr": float(t)} for f, t in zip(fpr, tpr, strict=True)],
-        )
-    plot_roc(
-        {
-            name: (r.frame_roc[0], r.frame_roc[1], r.metrics["frame_auc_micro"])
-            for name, r in results.items()
-        },
-        figures / "roc.png",
-    )
-    write_score_figures(results, labels, figures)
-    for name in results:
-        if not kinds[name].startswith("part of"):
-            write_overlays(
-                name, results[name], labels, masks, frames_path, figures, figures_per_video
+    # Everything is computed and serialised before anything is written; then the plot data and
+    # figures, each folder replaced whole only once complete, and last the metrics, per-video
+    # AUCs and summary: a failure on the way leaves no fresh metrics beside stale figures.
+    texts = {
+        Path(metrics_path): json_text(metrics),
+        Path(metrics_path).with_name("per_video_auc.json"): json_text(per_video),
+        Path(summary_path): summary_table(metrics, kinds),
+    }
+    with atomic_directory(plots_dir) as plots, atomic_directory(figures_dir) as figures:
+        for name, result in results.items():
+            fpr, tpr, _ = result.frame_roc
+            write_json(
+                plots / f"roc_{name}.json",
+                [{"fpr": float(f), "tpr": float(t)} for f, t in zip(fpr, tpr, strict=True)],
             )
-    with atomic_output(summary_path) as tmp:
-        tmp.write_text(summary_table(metrics, kinds))
+        plot_roc(
+            {
+                name: (r.frame_roc[0], r.frame_roc[1], r.metrics["frame_auc_micro"])
+                for name, r in results.items()
+            },
+            figures / "roc.png",
+        )
+        write_score_figures(results, labels, figures)
+        for name in results:
+            if not kinds[name].startswith("part of"):
+                write_overlays(
+                    name, results[name], labels, masks, frames_path, figures, figures_per_video
+                )
+    for path, text in texts.items():
+        with atomic_output(path) as tmp:
+            tmp.write_text(text)
     return metrics
 
 

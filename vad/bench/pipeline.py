@@ -26,6 +26,7 @@ from vad.cache import atomic_output
 from vad.config import load_params
 from vad.datasets import open_dataset
 from vad.methods.registry import enabled_methods, get_method
+from vad.params.check import check_params, with_overrides
 from vad.timing import read_timings
 
 RESULTS = Path("RESULTS.md")
@@ -111,6 +112,11 @@ def run_benchmark(
     methods = enabled_methods(params)
     budgets = budget_overrides(methods, dataset)
     overrides = merged_overrides(dataset, root_path, budgets)
+    errors = check_params(with_overrides(params, overrides))
+    if errors:  # refused here, not by a stage minutes into the run
+        raise SystemExit(
+            "benchmark: params.yaml with the overrides is invalid:\n" + "\n".join(errors)
+        )
     out_dir = Path(out or f"reports/{dataset}")
     head = run_command(["git", "rev-parse", "HEAD"]).strip()
     dirty = bool(run_command(["git", "status", "--porcelain", "--untracked-files=no"]).strip())

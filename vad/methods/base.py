@@ -50,6 +50,9 @@ class Method(ABC):
     name: str  # the entry in params.yaml `methods`; names its stages and files
     package: str  # the Python package whose code its stages run (fingerprinted by `settings`)
     inputs: tuple[str, ...] = ("frames",)  # shared caches read by prepare and score
+    # params.yaml sections `settings` reads (`python -m vad check-params` refuses top-level keys
+    # that no stage and no method reads); empty: the one named like the method
+    sections: tuple[str, ...] = ()
     # dataset -> params overrides that make up its documented CPU budget (`make benchmark`)
     budgets: Mapping[str, Mapping[str, Any]] = {}
 

@@ -24,12 +24,12 @@ def run_prepare(method: str, settings_path: str, inputs_path: str, out: str) -> 
 def run_train(
     method: str, settings_path: str, prepared: str, model_dir: str, workdir: str, history: str
 ) -> None:
-    """Train into a temporary folder that replaces `model_dir` only once training succeeded."""
+    """Train into a temporary folder that replaces `model_dir` only once training succeeded and
+    its loss history was serialised: the model and the history appear together or not at all."""
     plan = read_stage_settings(settings_path, method, "train")
     Path(workdir).mkdir(parents=True, exist_ok=True)
-    with atomic_directory(model_dir) as tmp:
+    with atomic_directory(model_dir) as tmp, atomic_output(history) as tmp_history:
         rows = load_method(plan).train(Path(prepared), plan["settings"], tmp, Path(workdir))
-    with atomic_output(history) as tmp_history:
         tmp_history.write_text(json.dumps(rows, indent=1) + "\n")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vad.cache import checked_dataset, iter_videos, open_cache, read_dataset, write_h5
-from vad.config import Section
+from vad.config import Section, check_all
 from vad.frame_cache import load_frames, video_keys
 from vad.methods.base import Inputs, Method, Settings
 from vad.methods.baseline.energy import BaselineModel, difference_energy, frame_scores
@@ -30,7 +30,9 @@ class Baseline(Method):
 
     def settings(self, params: dict) -> dict[str, Settings]:
         section = Section(params, "baseline")
-        grid = {"size": list(section.size("size")), "patch": section.int("patch", minimum=1)}
+        _, grid = check_all(
+            lambda: section.check_keys(("size", "patch")), lambda: _grid_of(section)
+        )
         return {"prepare": grid, "train": {}, "score": {}}
 
     def prepare(self, inputs: Inputs, settings: Settings, out: Path) -> None:
@@ -71,6 +73,19 @@ class Baseline(Method):
                 target = result.train if split == "train" else result.test
                 target[name] = VideoScores(frame_scores=frame_scores(maps), score_maps=maps)
         return result
+
+
+def _grid_of(section: Section) -> dict:
+    """`baseline.size` and `.patch`; the cells must tile the frame (`cell_means`)."""
+    grid = {"size": list(section.size("size")), "patch": section.int("patch", minimum=1)}
+    width, height = grid["size"]
+    if width % grid["patch"] or height % grid["patch"]:
+        raise section.error(
+            "size",
+            f"[{width}, {height}] must be a multiple of 'baseline.patch' ({grid['patch']}) "
+            "in width and height: the energy cells tile the frame",
+        )
+    return grid
 
 
 def _grid(attrs: dict) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vad.config import Section
+from vad.config import Section, check_all
 from vad.methods.base import Inputs, Method, Settings
 from vad.scores import ScoreSet
 
@@ -22,6 +22,35 @@ STATIC_PATCH_RULES = ("mode", "score")  # see vad.methods.gmfc_vae.score
 DEVICES = ["auto", "cpu", "cuda"]
 MODEL_FILE = "model.pt"
 CPU_BUDGET_PED2 = {"gmfc_vae.pretrain_epochs": 4, "gmfc_vae.epochs": 16}
+# The Table I network (model.py) decodes every latent to a 28x28 patch whatever it encodes, so
+# it trains and scores 28x28 patches only (tests/test_params.py checks the model agrees).
+NETWORK_PATCH = 28
+PATCHES_KEYS = (
+    "size",
+    "patch",
+    "train_stride",
+    "motion_threshold",
+    "min_moving_pixels",
+    "n_train",
+    "seed",
+)
+GMFC_VAE_KEYS = (
+    "K",
+    "latent_dim",
+    "mc_samples",
+    "recon_variance",
+    "pretrain_epochs",
+    "epochs",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "seed",
+    "device",
+    "threads",
+    "score_batch_size",
+    "static_patches",
+    "train_score_stride",
+)
 
 
 class GmfcVaeStream(Method):
@@ -29,6 +58,7 @@ class GmfcVaeStream(Method):
 
     package = "vad.methods.gmfc_vae"
     budgets = {"ped2": CPU_BUDGET_PED2}
+    sections = ("patches", "gmfc_vae")
 
     def __init__(self, stream: str):
         self.stream = stream
@@ -37,9 +67,14 @@ class GmfcVaeStream(Method):
 
     def settings(self, params: dict) -> dict[str, Settings]:
         patches, gmfc = Section(params, "patches"), Section(params, "gmfc_vae")
+        check_all(
+            lambda: patches.check_keys(PATCHES_KEYS),
+            lambda: gmfc.check_keys(GMFC_VAE_KEYS),
+            lambda: _network_patch(patches),
+        )
         patch = {
             "size": list(patches.size("size")),
-            "patch": patches.int("patch", minimum=1),
+            "patch": patches.int("patch"),
             "motion_threshold": patches.float("motion_threshold", minimum=0.0),
             "min_moving_pixels": patches.int("min_moving_pixels", minimum=0),
         }
@@ -61,12 +96,12 @@ class GmfcVaeStream(Method):
                 "model": {
                     "n_components": gmfc.int("K", minimum=1),
                     "latent_dim": gmfc.int("latent_dim", minimum=1),
-                    "recon_variance": gmfc.float("recon_variance", minimum=0.0),
+                    "recon_variance": gmfc.float("recon_variance", above=0.0),
                     "mc_samples": gmfc.int("mc_samples", minimum=1),
                     "pretrain_epochs": gmfc.int("pretrain_epochs", minimum=0),
                     "epochs": gmfc.int("epochs", minimum=0),
                     "batch_size": gmfc.int("batch_size", minimum=1),
-                    "lr": gmfc.float("lr", minimum=0.0),
+                    "lr": gmfc.float("lr", above=0.0),
                     "weight_decay": gmfc.float("weight_decay", minimum=0.0),
                     "seed": gmfc.int("seed", minimum=0),
                 },
@@ -163,6 +198,26 @@ class GmfcVaeStream(Method):
             motion_threshold=settings["motion_threshold"],
             min_moving_pixels=settings["min_moving_pixels"],
         )
+
+
+def _network_patch(patches: Section) -> int:
+    """`patches.patch`: the network's 28, and a divisor of both sides of `patches.size` (test
+    patches tile the frame, `vad.methods.gmfc_vae.patches.scoring_grid`)."""
+    patch = patches.int("patch", minimum=1)
+    if patch != NETWORK_PATCH:
+        raise patches.error(
+            "patch",
+            f"must be {NETWORK_PATCH} for GMFC-VAE: its Table I network takes "
+            f"{NETWORK_PATCH}x{NETWORK_PATCH} patches (vad/methods/gmfc_vae/model.py), got {patch}",
+        )
+    width, height = patches.size("size")
+    if width % patch or height % patch:
+        raise patches.error(
+            "size",
+            f"[{width}, {height}] must be a multiple of 'patches.patch' ({patch}) in width and "
+            "height: the test patches tile the frame",
+        )
+    return patch
 
 
 def history_rows(history: dict, phases: tuple[str, ...]) -> list[dict]:

@@ -1,0 +1,54 @@
+"""The `evaluate` section (stage `evaluate`).
+
+Imports nothing of vad.eval (whose metrics load in a second), so `check-params` stays fast;
+vad.eval.postprocess.Protocol checks the same values again (tests/test_params.py keeps the
+choices equal).
+"""
+
+from __future__ import annotations
+
+from vad.config import Section, check_all
+
+SMOOTHINGS = ("none", "median", "gaussian")
+NORMALIZATIONS = ("none", "minmax", "zscore")
+INTERPOLATIONS = ("nearest", "bilinear")
+EVALUATE_KEYS = (
+    "smoothing",
+    "window",
+    "sigma",
+    "normalization",
+    "pixel_interpolation",
+    "figures_per_video",
+)
+
+
+def evaluate_settings(params: dict) -> dict:
+    """`evaluate`: {protocol: Protocol.from_params' mapping, pixel_interpolation,
+    figures_per_video}. `window` (an odd number of frames >= 1) and `sigma` (> 0) are checked
+    whenever they are set, whichever smoothing is chosen, so switching smoothing cannot fail."""
+    section = Section(params, "evaluate")
+    return check_all(lambda: section.check_keys(EVALUATE_KEYS), lambda: _evaluate(section))[1]
+
+
+def _evaluate(section: Section) -> dict:
+    smoothing = section.str("smoothing", list(SMOOTHINGS))
+    window = sigma = None
+    if section.values.get("window") is not None or smoothing == "median":
+        window = section.int("window", minimum=1)
+        if window % 2 == 0:
+            raise section.error(
+                "window",
+                f"must be odd (a running median is centred on its frame), got {window}",
+            )
+    if section.values.get("sigma") is not None or smoothing == "gaussian":
+        sigma = section.float("sigma", above=0.0)
+    return {
+        "protocol": {
+            "smoothing": smoothing,
+            "window": window if smoothing == "median" else None,
+            "sigma": sigma if smoothing == "gaussian" else None,
+            "normalization": section.str("normalization", list(NORMALIZATIONS)),
+        },
+        "pixel_interpolation": section.str("pixel_interpolation", list(INTERPOLATIONS)),
+        "figures_per_video": section.int("figures_per_video", minimum=0),
+    }
