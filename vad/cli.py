@@ -32,12 +32,19 @@ def info(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
+    out = args.out or f"reports/bench/{args.what}.json"
+    if args.what == "decode":
+        from vad.bench.decode import run_decode_benchmark
+
+        report = run_decode_benchmark(args.name, args.root, out, args.trials, args.seed)
+        print(json.dumps(report, indent=2))
+        return
     from vad.bench.motion import run_motion_benchmark
 
     report = run_motion_benchmark(
         args.name,
         args.root,
-        out=args.out,
+        out=out,
         layout=args.layout,
         videos=args.videos,
         windows=args.windows,
@@ -95,11 +102,13 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=info)
 
     p = commands.add_parser("bench", help="benchmarks writing JSON under reports/bench/")
-    p.add_argument("what", choices=["motion"])
+    p.add_argument("what", choices=["motion", "decode"])
     p.add_argument("name", choices=DATASET_NAMES)
     p.add_argument("root", nargs="?", default="")
     p.add_argument("--layout", default="auto")
-    p.add_argument("--out", default="reports/bench/motion.json")
+    p.add_argument("--out", default=None, help="default reports/bench/<what>.json")
+    p.add_argument("--trials", type=int, default=100, help="decode: damaged frames per cell")
+    p.add_argument("--seed", type=int, default=0, help="decode: random seed")
     p.add_argument(
         "--videos", type=int, default=0, help="limit to the first N videos (0 = the whole dataset)"
     )
