@@ -11,6 +11,8 @@ import sys
 from vad.datasets import DATASET_NAMES, open_dataset
 from vad.datasets.base import DatasetError
 
+MOTION_OUT = "reports/bench/motion.json"
+
 
 def info(args: argparse.Namespace) -> None:
     """The dataset's JSON summary; with --check, after decoding every frame and mask, with the
@@ -32,6 +34,13 @@ def info(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
+    if args.what == "objects":
+        from vad.bench.objects import run_objects_benchmark
+
+        out = None if args.out == MOTION_OUT else args.out
+        report = run_objects_benchmark(args.name, args.root, out=out)
+        print(json.dumps({k: v for k, v in report.items() if k != "per_video"}, indent=2))
+        return
     from vad.bench.motion import run_motion_benchmark
 
     report = run_motion_benchmark(
@@ -74,11 +83,16 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=info)
 
     p = commands.add_parser("bench", help="benchmarks writing JSON under reports/bench/")
-    p.add_argument("what", choices=["motion"])
+    p.add_argument(
+        "what",
+        choices=["motion", "objects"],
+        help="motion: flow and dynamic-flow throughput; objects: the objects stage's "
+        "anomalous-object recall, boxes and time per frame (reports/<name>/objects.json)",
+    )
     p.add_argument("name", choices=DATASET_NAMES)
     p.add_argument("root", nargs="?", default="")
     p.add_argument("--layout", default="auto")
-    p.add_argument("--out", default="reports/bench/motion.json")
+    p.add_argument("--out", default=MOTION_OUT)
     p.add_argument(
         "--videos", type=int, default=0, help="limit to the first N videos (0 = the whole dataset)"
     )
