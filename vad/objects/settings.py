@@ -90,7 +90,7 @@ def resolve_settings(params: dict) -> ObjectSettings:
         blur=blur,
         contour_min_area=_number(section, "contour_min_area", preset),
         close=section.int("close", minimum=0, default=3),
-        merge_gap=section.float("merge_gap", default=0.0),
+        merge_gap=section.float("merge_gap", default=-1.0),
         extend=section.float("extend", minimum=0.0, default=2.0),
         max_aspect=section.float("max_aspect", minimum=1.0, default=10.0),
         hog=hog,
