@@ -2,8 +2,10 @@
 per video, frame scores and optional score maps.
 
 Layout: group `<split>/<name>` with `frame_scores` (T,) float32 and `score_maps` (T, rows, cols)
-float32, where the map's grid covers the whole frame. Training videos may be scored too (all or
-a subset of their frames, listed in `frame_indices`): their statistics normalize test scores.
+float32, where the map's grid covers the whole frame; a method may add per-frame datasets of its
+own (`extras`, e.g. `explanation`, (T,) strings shown on the overlay figures). Training
+videos may be scored too (all or a subset of their frames, listed in `frame_indices`): their
+statistics normalize test scores.
 File attrs: `settings`, JSON of {"model": name, **attrs} (a fused set lists its `parts`).
 """
 
@@ -18,12 +20,15 @@ import numpy as np
 
 from vad.cache import iter_videos, video_key, write_h5
 
+STANDARD = ("frame_scores", "score_maps", "frame_indices")
+
 
 @dataclass
 class VideoScores:
     frame_scores: np.ndarray
     score_maps: np.ndarray | None = None
     frame_indices: np.ndarray | None = None  # which frames were scored (None = all)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # per-frame, method-specific
 
 
 @dataclass
@@ -55,6 +60,15 @@ def write_scores(path: str | Path, scores: ScoreSet) -> None:
                     )
                 if video.frame_indices is not None:
                     group.create_dataset("frame_indices", data=video.frame_indices)
+                for key, values in video.extras.items():
+                    if key in STANDARD:
+                        raise ValueError(f"score extra {key!r} of {scores.model} clashes")
+                    values = np.asarray(values)
+                    if values.dtype.kind in "UO":
+                        values = values.astype(object)
+                        group.create_dataset(key, data=values, dtype=h5py.string_dtype())
+                    else:
+                        group.create_dataset(key, data=values)
 
 
 def read_scores(path: str | Path, model: str | None = None) -> ScoreSet:
@@ -70,9 +84,16 @@ def read_scores(path: str | Path, model: str | None = None) -> ScoreSet:
                 frame_scores=group["frame_scores"][()],
                 score_maps=group["score_maps"][()] if "score_maps" in group else None,
                 frame_indices=group["frame_indices"][()] if "frame_indices" in group else None,
+                extras={key: _extra(group[key]) for key in group if key not in STANDARD},
             )
             (result.train if split == "train" else result.test)[name] = video
     return result
+
+
+def _extra(dataset: h5py.Dataset) -> np.ndarray:
+    if h5py.check_string_dtype(dataset.dtype) is not None:
+        return dataset.asstr()[()]
+    return dataset[()]
 
 
 def read_score_attrs(path: str | Path) -> dict:
