@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--plots", required=True)
     parser.add_argument("--figures", required=True)
     parser.add_argument("--summary", required=True, help="output Markdown table")
+    parser.add_argument(
+        "--metrics-paper", required=True, help="metrics under each paper's own protocol"
+    )
     args = parser.parse_args()
 
     params = load_params()
@@ -69,8 +72,13 @@ def main() -> None:
     )
     interpolation = section.str("pixel_interpolation", ["nearest", "bilinear"])
     figures_per_video = section.int("figures_per_video", minimum=0)
+    paper = section.mapping("paper_protocols")
+    try:
+        paper_protocols = {name: Protocol.from_params(value) for name, value in paper.items()}
+    except ValueError as error:
+        raise SystemExit(f"params.yaml: 'evaluate.paper_protocols': {error}") from error
     sources, kinds = score_sets(enabled_methods(params), Path(args.scores), Path(args.fused))
-    from vad.report import write_report  # after params are validated: imports matplotlib
+    from vad.report import write_paper_metrics, write_report  # imports matplotlib
 
     with timed_stage("evaluate"):
         write_report(
@@ -85,6 +93,9 @@ def main() -> None:
             args.summary,
             interpolation=interpolation,
             figures_per_video=figures_per_video,
+        )
+        write_paper_metrics(
+            sources, paper_protocols, args.ground_truth, args.metrics_paper, interpolation
         )
     sys.stdout.write(Path(args.summary).read_text())
 
