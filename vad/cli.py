@@ -41,6 +41,16 @@ def bench(args: argparse.Namespace) -> None:
         report = run_objects_benchmark(args.name, args.root, out=out)
         print(json.dumps({k: v for k, v in report.items() if k != "per_video"}, indent=2))
         return
+    if args.what == "velocity":
+        from vad.bench.velocity import run_velocity_benchmark
+
+        out = "reports/bench/velocity.json" if args.out == MOTION_OUT else args.out
+        caches = {"frames": args.frames, "flow": args.flow, "objects": args.objects}
+        report = run_velocity_benchmark(
+            args.name, args.root, out=out, caches=caches, ablation=not args.no_ablation
+        )
+        print(json.dumps(report, indent=2))
+        return
     from vad.bench.motion import run_motion_benchmark
 
     report = run_motion_benchmark(
@@ -85,10 +95,17 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("bench", help="benchmarks writing JSON under reports/bench/")
     p.add_argument(
         "what",
-        choices=["motion", "objects"],
+        choices=["motion", "objects", "velocity"],
         help="motion: flow and dynamic-flow throughput; objects: the objects stage's "
-        "anomalous-object recall, boxes and time per frame (reports/<name>/objects.json)",
+        "anomalous-object recall, boxes and time per frame (reports/<name>/objects.json); "
+        "velocity: the velocity method's fit and scoring times and an attribute ablation "
+        "(reports/bench/velocity.json)",
     )
+    for cache in ("frames", "flow", "objects"):
+        p.add_argument(
+            f"--{cache}", default=None, help=f"velocity: an existing {cache} cache to reuse"
+        )
+    p.add_argument("--no-ablation", action="store_true", help="velocity: skip the ablation")
     p.add_argument("name", choices=DATASET_NAMES)
     p.add_argument("root", nargs="?", default="")
     p.add_argument("--layout", default="auto")
