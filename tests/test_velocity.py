@@ -12,6 +12,7 @@ from vad.config import ConfigError
 from vad.methods.base import Inputs
 from vad.methods.registry import get_method
 from vad.methods.velocity.density import Calibration, fit_density, fit_index, knn_distances
+from vad.methods.velocity.explain import TrainingStats, describe, deviating_feature
 from vad.methods.velocity.features import attribute_columns, frame_features, orientation_histogram
 from vad.motion.flow import make_flow_estimator
 from vad.scores import read_scores, write_scores
@@ -127,7 +128,10 @@ def test_a_fast_moving_object_scores_above_slow_ones_and_is_explained_by_speed(t
     slow, fast, empty = test.frame_scores[:4], test.frame_scores[4:8], test.frame_scores[8:]
     assert fast.min() > slow.max()
     np.testing.assert_array_equal(empty, 0.0)  # frames without objects: the floor
-    assert all(text.startswith("speed:") for text in test.extras["explanation"][4:8])
+    for text in test.extras["explanation"][4:8]:  # 6 px/frame against 1-1.5 in training
+        assert text.startswith("speed:") and "(above 100.0% of training objects)" in text
+        ratio = float(text.split("speed ")[-1].split("x the training median")[0])
+        assert 4.0 <= ratio <= 6.0
     assert list(test.extras["top_attribute"][8:]) == [-1, -1]
     np.testing.assert_allclose(test.extras["top_box"][5], [40, 40, 64, 64])
     maps = test.score_maps  # cells of 8 px: the fast object's box is cells (5..8, 5..8)
@@ -136,6 +140,17 @@ def test_a_fast_moving_object_scores_above_slow_ones_and_is_explained_by_speed(t
     write_scores(tmp_path / "scores.h5", scores)
     again = read_scores(tmp_path / "scores.h5").test["t"]
     assert list(again.extras["explanation"]) == list(test.extras["explanation"])
+
+
+def test_explanations_compare_with_the_training_distribution():
+    stats = TrainingStats.of(np.column_stack([np.arange(1.0, 101.0), np.full(100, 5.0)]))
+    assert deviating_feature(np.array([300.0, 5.0]), stats) == 0
+    assert deviating_feature(np.array([50.0, 9.0]), stats) == 1  # any change of a constant
+    text = describe("speed", 0, 151.5, stats, BINS)
+    assert text == "speed: mean speed 3.0x the training median (above 100.0% of training objects)"
+    text = describe("size", 1, 2.5, stats, BINS)
+    assert text == "size: box height 0.5x the training median (below 100.0% of training objects)"
+    assert describe("direction", 1, 10.0, stats, BINS).startswith("direction: motion toward 45-90")
 
 
 def test_settings_name_the_key_at_fault():

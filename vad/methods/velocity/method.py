@@ -25,7 +25,7 @@ from vad.cache import iter_videos, write_h5
 from vad.config import ConfigError, Section
 from vad.methods.base import Inputs, Method, Settings
 from vad.methods.velocity.density import AttributeDensity, Calibration, fit_density
-from vad.methods.velocity.explain import describe, deviating_feature
+from vad.methods.velocity.explain import TrainingStats, describe, deviating_feature
 from vad.methods.velocity.features import ATTRIBUTES, attribute_columns, frame_features
 from vad.progress import progress as progress_bar
 from vad.scores import ScoreSet, VideoScores
@@ -49,7 +49,7 @@ def split_attributes(features: np.ndarray, bins: int, names: list[str]) -> dict[
 
 
 def score_frame(
-    model: AttributeDensity, spread: dict[str, np.ndarray], features: np.ndarray, bins: int
+    model: AttributeDensity, stats: dict[str, TrainingStats], features: np.ndarray, bins: int
 ) -> FrameResult:
     """Score one frame's objects (their feature rows) and explain its top object."""
     if len(features) == 0:
@@ -60,9 +60,8 @@ def score_frame(
     attribute = int(np.argmax(scores.calibrated[top]))
     name = model.attributes[attribute]
     value = by_attribute[name][top]
-    neighbour = model.train[name][scores.neighbour[top, attribute]]
-    feature = deviating_feature(value, neighbour, spread[name])
-    text = describe(name, feature, float(value[feature]), float(neighbour[feature]), bins)
+    feature = deviating_feature(value, stats[name])
+    text = describe(name, feature, float(value[feature]), stats[name], bins)
     return FrameResult(float(scores.score[top]), scores.score, top, attribute, text)
 
 
@@ -181,7 +180,7 @@ class Velocity(Method):
     def score(
         self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings
     ) -> ScoreSet:
-        model, spread, bins, train_scores = load_model(model_dir / MODEL_FILE)
+        model, stats, bins, train_scores = load_model(model_dir / MODEL_FILE)
         cell = settings["map_cell"]
         result = ScoreSet(
             model=self.name,
@@ -192,12 +191,16 @@ class Velocity(Method):
         with h5py.File(prepared, "r") as f:
             videos = [(n, g) for split, n, g in iter_videos(f) if split == "test"]
             for name, group in progress_bar(videos, desc="velocity scores", unit="video"):
-                result.test[name] = score_video(model, spread, bins, group, cell)
+                result.test[name] = score_video(model, stats, bins, group, cell)
         return result
 
 
 def score_video(
-    model: AttributeDensity, spread: dict[str, np.ndarray], bins: int, group: h5py.Group, cell: int
+    model: AttributeDensity,
+    stats: dict[str, TrainingStats],
+    bins: int,
+    group: h5py.Group,
+    cell: int,
 ) -> VideoScores:
     """Frame scores, score maps (grid of `cell` px) and explanations of one prepared video."""
     features, frame, box = group["features"][()], group["frame"][()], group["box"][()]
@@ -210,7 +213,7 @@ def score_video(
     explanation = np.full(count, "", dtype=object)
     for t in range(count):
         chosen = np.flatnonzero(frame == t)
-        result = score_frame(model, spread, features[chosen], bins)
+        result = score_frame(model, stats, features[chosen], bins)
         frame_scores[t] = result.score
         for b, s in zip(box[chosen], result.object_scores, strict=True):
             x1, y1 = int(b[0]) // cell, int(b[1]) // cell
@@ -233,8 +236,8 @@ def score_video(
 
 def load_model(
     path: Path,
-) -> tuple[AttributeDensity, dict[str, np.ndarray], int, dict[str, np.ndarray]]:
-    """The fitted model, each attribute's per-feature training spread, the bins, and the
+) -> tuple[AttributeDensity, dict[str, TrainingStats], int, dict[str, np.ndarray]]:
+    """The fitted model, each attribute's training statistics (explanations), the bins, and the
     training frames' held-out scores by video."""
     with h5py.File(path, "r") as f:
         settings = json.loads(f.attrs["settings"])
@@ -243,8 +246,8 @@ def load_model(
         calibration = Calibration(low=f["calibration_low"][()], high=f["calibration_high"][()])
         train_scores = {n: f["train_frame_scores"][n][()] for n in f["train_frame_scores"]}
     model = AttributeDensity(attributes, train, settings["k"], calibration)
-    spread = {name: values.std(axis=0) for name, values in train.items()}
-    return model, spread, settings["bins"], train_scores
+    stats = {name: TrainingStats.of(values) for name, values in train.items()}
+    return model, stats, settings["bins"], train_scores
 
 
 VELOCITY = Velocity()
