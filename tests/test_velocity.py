@@ -11,7 +11,13 @@ from vad.cache import write_h5
 from vad.config import ConfigError
 from vad.methods.base import Inputs
 from vad.methods.registry import get_method
-from vad.methods.velocity.density import Calibration, fit_density, fit_index, knn_distances
+from vad.methods.velocity.density import (
+    Calibration,
+    Scorer,
+    fit_density,
+    fit_index,
+    knn_distances,
+)
 from vad.methods.velocity.explain import TrainingStats, describe, deviating_feature
 from vad.methods.velocity.features import attribute_columns, frame_features, orientation_histogram
 from vad.motion.flow import make_flow_estimator
@@ -91,7 +97,8 @@ def test_calibration_uses_held_out_training_statistics_only():
     features = {"speed": rng.normal(size=(90, 2)), "size": rng.normal(size=(90, 2)) * 10}
     videos = np.repeat([0, 1, 2], 30)
     features["speed"][30] = features["speed"][31]  # a duplicate within video 1: not its neighbour
-    model, held = fit_density(features, videos, ["speed", "size"], k=1, percentile=90, folds=0)
+    knn = Scorer("knn", k=1, components=2)
+    model, held = fit_density(features, videos, ["speed", "size"], knn, percentile=90, folds=0)
     for column, name in enumerate(["speed", "size"]):
         values = features[name]
         raw = np.empty(90)
@@ -107,6 +114,17 @@ def test_calibration_uses_held_out_training_statistics_only():
     np.testing.assert_array_equal(model.calibration.high, calibration[1])
     assert np.all(scores.calibrated[:, 0] > 1)  # far beyond the training objects' percentile
     assert held.shape == (90,)
+
+
+def test_gaussian_mixture_density_scores_an_outlier_above_the_training_objects():
+    rng = np.random.default_rng(4)
+    features = {"speed": rng.normal(1.0, 0.1, size=(60, 2))}
+    videos = np.repeat([0, 1, 2], 20)
+    gmm = Scorer("gmm", k=1, components=2)
+    model, held = fit_density(features, videos, ["speed"], gmm, percentile=100, folds=0)
+    scores = model.score({"speed": np.array([[1.0, 1.0], [3.0, 3.0]])}).score
+    assert scores[1] > 1.0 > scores[0]  # beyond the worst held-out training object: > 1
+    assert held.min() == pytest.approx(0.0) and held.max() == pytest.approx(1.0)
 
 
 def test_calibration_maps_minimum_to_zero_and_percentile_to_one():
@@ -166,7 +184,9 @@ PARAMS = {
         "bins": 8,
         "border_objects": "keep",
         "attributes": ["direction", "speed"],
+        "density": "knn",
         "k": 1,
+        "gmm_components": 2,
         "calibration_percentile": 100.0,
         "calibration_folds": 0,
         "map_cell": 8,

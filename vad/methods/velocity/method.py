@@ -24,7 +24,13 @@ import numpy as np
 from vad.cache import iter_videos, write_h5
 from vad.config import ConfigError, Section
 from vad.methods.base import Inputs, Method, Settings
-from vad.methods.velocity.density import AttributeDensity, Calibration, fit_density
+from vad.methods.velocity.density import (
+    DENSITIES,
+    AttributeDensity,
+    Calibration,
+    Scorer,
+    fit_density,
+)
 from vad.methods.velocity.explain import TrainingStats, describe, deviating_feature
 from vad.methods.velocity.features import ATTRIBUTES, attribute_columns, frame_features
 from vad.progress import progress as progress_bar
@@ -107,7 +113,9 @@ class Velocity(Method):
             },
             "train": {
                 "attributes": list(attributes),
+                "density": section.str("density", list(DENSITIES)),
                 "k": section.int("k", minimum=1),
+                "gmm_components": section.int("gmm_components", minimum=1),
                 "calibration_percentile": percentile,
                 "calibration_folds": section.int("calibration_folds", minimum=0),
             },
@@ -162,7 +170,7 @@ class Velocity(Method):
             by_attribute,
             videos,
             attributes,
-            settings["k"],
+            scorer_of(settings),
             settings["calibration_percentile"],
             settings["calibration_folds"],
         )
@@ -234,6 +242,10 @@ def score_video(
     )
 
 
+def scorer_of(settings: Settings) -> Scorer:
+    return Scorer(settings["density"], settings["k"], settings["gmm_components"])
+
+
 def load_model(
     path: Path,
 ) -> tuple[AttributeDensity, dict[str, TrainingStats], int, dict[str, np.ndarray]]:
@@ -245,7 +257,7 @@ def load_model(
         train = {name: f[f"train/{name}"][()] for name in attributes}
         calibration = Calibration(low=f["calibration_low"][()], high=f["calibration_high"][()])
         train_scores = {n: f["train_frame_scores"][n][()] for n in f["train_frame_scores"]}
-    model = AttributeDensity(attributes, train, settings["k"], calibration)
+    model = AttributeDensity(attributes, train, scorer_of(settings), calibration)
     stats = {name: TrainingStats.of(values) for name, values in train.items()}
     return model, stats, settings["bins"], train_scores
 
