@@ -48,6 +48,13 @@ ABLATION = {
     "all four": {"attributes": ["direction", "speed", "size", "position"]},
     "border objects skipped": {"border_objects": "skip"},
     "border objects skipped, speed only": {"border_objects": "skip", "attributes": ["speed"]},
+    "k 5": {"k": 5},
+    "Gaussian mixture (2)": {"density": "gmm"},
+    "released code's Ped2 velocity: 1 bin, Gaussian mixture (2)": {
+        "bins": 1,
+        "attributes": ["direction"],
+        "density": "gmm",
+    },
 }
 PAPER = Protocol.from_params({"smoothing": "gaussian", "sigma": 3.0})
 
