@@ -11,7 +11,7 @@ from onnx_model import constant_detector
 from vad.cache import DIGEST, ResumableCache, array_digest, video_digests, write_h5
 from vad.objects import boxes as B
 from vad.objects import runner
-from vad.objects.detectors import OnnxDetector
+from vad.objects.detectors import HogPeople, OnnxDetector
 from vad.objects.runner import boxes_by_frame, read_objects, run_objects_stage, video_objects
 from vad.objects.settings import PRESETS, resolve_settings
 
@@ -198,3 +198,18 @@ def write_frames(path, videos: dict[str, np.ndarray]) -> None:
             group.create_dataset("frames", data=stored)
             group.attrs[DIGEST] = array_digest(stored)
             group.attrs.update(name=key.split("/")[1], split=key.split("/")[0])
+
+
+def test_hog_people_detector_runs_inside_the_stage_and_finds_no_one_in_a_flat_scene():
+    """OpenCV's HOG people detector (weights inside OpenCV): a scene without people has no HOG
+    box; its blobs still get foreground boxes."""
+    detector = HogPeople(upscale=2.0, threshold=0.5)
+    boxes, scores = detector(np.full((H, W), 100, np.uint8))
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
+    chosen = settings(hog=True)
+    runner.init_detectors(chosen)
+    try:
+        objects = video_objects(moving_squares([(10, 20, 14, 3, 0)]), chosen)
+    finally:
+        runner._detectors.clear()
+    assert set(objects["source"]) == {0} and len(objects["frame"]) >= T - 2
