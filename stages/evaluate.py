@@ -56,13 +56,19 @@ def main() -> None:
     parser.add_argument("--plots", required=True)
     parser.add_argument("--figures", required=True)
     parser.add_argument("--summary", required=True, help="output Markdown table")
+    parser.add_argument(
+        "--metrics-paper", required=True, help="metrics under each paper's own protocol"
+    )
     args = parser.parse_args()
 
     params = load_params()
     settings = evaluate_settings(params)
     protocol = Protocol.from_params(settings["protocol"])
+    paper_protocols = {
+        name: Protocol.from_params(value) for name, value in settings["paper_protocols"].items()
+    }
     sources, kinds = score_sets(enabled_methods(params), Path(args.scores), Path(args.fused))
-    from vad.report import write_report  # after params are validated: imports matplotlib
+    from vad.report import write_paper_metrics, write_report  # imports matplotlib
 
     with timed_stage("evaluate"):
         write_report(
@@ -77,6 +83,13 @@ def main() -> None:
             args.summary,
             interpolation=settings["pixel_interpolation"],
             figures_per_video=settings["figures_per_video"],
+        )
+        write_paper_metrics(
+            sources,
+            paper_protocols,
+            args.ground_truth,
+            args.metrics_paper,
+            settings["pixel_interpolation"],
         )
     sys.stdout.write(Path(args.summary).read_text())
 

@@ -46,6 +46,7 @@ def test_run_benchmark_writes_reports_from_the_experiment(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     head = "ab" + "c" * 38
     metrics = {"protocol": {"smoothing": "none"}, "baseline": {"frame_auc_micro": 0.7}}
+    paper = {"protocols": {"velocity": {"smoothing": "gaussian"}}, "velocity": {"x": 0.9}}
     calls = []
 
     def scripted(args, env=None, stream=False):
@@ -66,6 +67,8 @@ def test_run_benchmark_writes_reports_from_the_experiment(tmp_path, monkeypatch)
             ref = f"refs/exps/ab/{head[2:]}/synthetic"
             if args[2] == f"{ref}:reports/metrics.json":
                 return json.dumps(metrics)
+            if args[2] == f"{ref}:reports/metrics_paper.json":
+                return json.dumps(paper)
             if args[2] == f"{ref}:reports/summary.md":
                 return SUMMARY
         raise AssertionError(f"unexpected command {args}")
@@ -77,6 +80,7 @@ def test_run_benchmark_writes_reports_from_the_experiment(tmp_path, monkeypatch)
     assert "data.name=synthetic" in sets and f"data.root={tmp_path}" in sets
     out = tmp_path / "reports" / "synthetic"
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert json.loads((out / "metrics_paper.json").read_text()) == paper
     assert (out / "summary.md").read_text() == SUMMARY
     run = json.loads((out / "run.json").read_text())
     assert run == report

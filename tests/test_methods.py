@@ -94,7 +94,8 @@ def project(tmp_path) -> dict[str, Path]:
     params["baseline"]["patch"] = 14
     write_settings(params, tmp_path / "settings")
     caches = tmp_path / "settings" / "caches.json"
-    write_inputs(caches, {"frames": frames, "dynflow": frames}, tmp_path / "inputs")
+    stand_ins = {name: frames for name in ("frames", "dynflow", "flow", "objects")}
+    write_inputs(caches, stand_ins, tmp_path / "inputs")
     return {"root": tmp_path, "frames": frames}
 
 
@@ -137,6 +138,8 @@ def test_inputs_record_only_the_caches_a_method_reads(project):
     rgb = json.loads((root / "inputs" / "gmfc_vae_rgb.json").read_text())["inputs"]
     motion = json.loads((root / "inputs" / "gmfc_vae_dynflow.json").read_text())["inputs"]
     assert set(rgb) == {"frames"} and set(motion) == {"frames", "dynflow"}
+    velocity = json.loads((root / "inputs" / "velocity.json").read_text())["inputs"]
+    assert set(velocity) == {"flow", "objects"}
     assert isinstance(read_inputs(root / "inputs" / "gmfc_vae_rgb.json", "gmfc_vae_rgb"), Inputs)
 
 

@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -67,16 +66,13 @@ def test_the_repository_params_pass_every_check():
     }
 
 
-def test_check_params_command_passes_the_repository_params_in_about_a_second(tmp_path):
+def test_check_params_command_passes_the_repository_params_without_importing_torch(tmp_path):
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
-    start = time.perf_counter()
     done = vad_command("check-params", cwd=tmp_path)
-    seconds = time.perf_counter() - start
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
-        "params.yaml: OK (methods: baseline, gmfc_vae_rgb, gmfc_vae_dynflow)"
+        "params.yaml: OK (methods: baseline, gmfc_vae_rgb, gmfc_vae_dynflow, velocity)"
     )
-    assert seconds < 5  # ~0.6 s on 2 idle cores; generous for a loaded machine
     probe = subprocess.run(
         [
             sys.executable,
@@ -165,7 +161,8 @@ def test_the_evaluate_stage_refuses_an_even_window_and_leaves_the_reports(tmp_pa
         [sys.executable, "-m", "stages.evaluate", *(f"--{a}=x" for a in ("scores", "fused")),
          "--ground-truth=gt.h5", "--frames=f.h5", f"--metrics={reports / 'metrics.json'}",
          f"--plots={reports / 'plots'}", f"--figures={reports / 'figures'}",
-         f"--summary={reports / 'summary.md'}"],
+         f"--summary={reports / 'summary.md'}",
+         f"--metrics-paper={reports / 'metrics_paper.json'}"],
         cwd=tmp_path, env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode != 0

@@ -188,6 +188,8 @@ def _array_hash(dtype: np.dtype, shape: tuple[int, ...]) -> hashlib.blake2b:
 
 
 def _contiguous_bytes(array: np.ndarray) -> memoryview:
+    if array.size == 0:  # memoryview cannot cast an empty array's view
+        return memoryview(b"")
     return memoryview(np.ascontiguousarray(array)).cast("B")
 
 

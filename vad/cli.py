@@ -32,11 +32,26 @@ def info(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
+    if args.what == "objects":  # default out: reports/<name>/objects.json
+        from vad.bench.objects import run_objects_benchmark
+
+        report = run_objects_benchmark(args.name, args.root, out=args.out)
+        print(json.dumps({k: v for k, v in report.items() if k != "per_video"}, indent=2))
+        return
     out = args.out or f"reports/bench/{args.what}.json"
     if args.what == "decode":
         from vad.bench.decode import run_decode_benchmark
 
         report = run_decode_benchmark(args.name, args.root, out, args.trials, args.seed)
+        print(json.dumps(report, indent=2))
+        return
+    if args.what == "velocity":
+        from vad.bench.velocity import run_velocity_benchmark
+
+        caches = {"frames": args.frames, "flow": args.flow, "objects": args.objects}
+        report = run_velocity_benchmark(
+            args.name, args.root, out=out, caches=caches, ablation=not args.no_ablation
+        )
         print(json.dumps(report, indent=2))
         return
     from vad.bench.motion import run_motion_benchmark
@@ -102,13 +117,25 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=info)
 
     p = commands.add_parser("bench", help="benchmarks writing JSON under reports/bench/")
-    p.add_argument("what", choices=["motion", "decode"])
+    p.add_argument(
+        "what",
+        choices=["motion", "decode", "objects", "velocity"],
+        help="motion: flow and dynamic-flow throughput; decode: cost and reach of the corrupt-"
+        "JPEG check; objects: the objects stage's anomalous-object recall, boxes and time per "
+        "frame (reports/<name>/objects.json); velocity: the velocity method's fit and scoring "
+        "times and an attribute ablation",
+    )
     p.add_argument("name", choices=DATASET_NAMES)
     p.add_argument("root", nargs="?", default="")
     p.add_argument("--layout", default="auto")
     p.add_argument("--out", default=None, help="default reports/bench/<what>.json")
     p.add_argument("--trials", type=int, default=100, help="decode: damaged frames per cell")
     p.add_argument("--seed", type=int, default=0, help="decode: random seed")
+    for cache in ("frames", "flow", "objects"):
+        p.add_argument(
+            f"--{cache}", default=None, help=f"velocity: an existing {cache} cache to reuse"
+        )
+    p.add_argument("--no-ablation", action="store_true", help="velocity: skip the ablation")
     p.add_argument(
         "--videos", type=int, default=0, help="limit to the first N videos (0 = the whole dataset)"
     )

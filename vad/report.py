@@ -23,6 +23,7 @@ class ModelResult:
     frame_roc: tuple[np.ndarray, np.ndarray, np.ndarray]  # fpr, tpr, thresholds
     scores: dict[str, np.ndarray]  # post-processed frame scores per test video
     maps: dict[str, np.ndarray] | None  # post-processed score maps per test video
+    explanations: dict[str, np.ndarray] | None = None  # per test video, a line per frame
 
 
 def evaluate_model(
@@ -45,7 +46,18 @@ def evaluate_model(
         interpolation=interpolation,
     )
     frame = curves["frame"]
-    return ModelResult(metrics, (frame.fpr, frame.tpr, frame.thresholds), processed, processed_maps)
+    explanations = {
+        name: v.extras["explanation"]
+        for name, v in scores.test.items()
+        if "explanation" in v.extras
+    }
+    return ModelResult(
+        metrics,
+        (frame.fpr, frame.tpr, frame.thresholds),
+        processed,
+        processed_maps,
+        explanations or None,
+    )
 
 
 def eer_threshold(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> float:
@@ -168,6 +180,30 @@ def write_report(
     return metrics
 
 
+def write_paper_metrics(
+    sources: dict[str, str],
+    protocols: dict[str, Protocol],
+    ground_truth_path: str,
+    path: str,
+    interpolation: str = "nearest",
+) -> dict:
+    """Metrics of each method under its paper's own protocol (params `evaluate.paper_protocols`,
+    e.g. the temporal smoothing a paper reports with), for comparison with the paper's numbers;
+    reports/metrics.json keeps the strict protocol shared by all."""
+    labels, with_masks = load_ground_truth(ground_truth_path)
+    masks = {name: load_masks(ground_truth_path, name) for name in sorted(with_masks)}
+    metrics: dict = {"protocols": {name: p.as_dict() for name, p in protocols.items()}}
+    for name, protocol in protocols.items():
+        if name in sources:
+            scores = read_scores(sources[name], name)
+            result = evaluate_model(scores, labels, masks, protocol, interpolation)
+            summary = dict(result.metrics)
+            summary.pop("frame_auc_per_video")
+            metrics[name] = summary
+    write_json(Path(path), metrics)
+    return metrics
+
+
 def write_score_figures(
     results: dict[str, ModelResult], labels: dict[str, np.ndarray], figures: Path
 ) -> None:
@@ -202,9 +238,11 @@ def write_overlays(
             mask = masks[video][index] if video in masks else None
             image = overlay_detection(frames[index], result.maps[video][index], threshold, mask)
             label = "anomalous" if labels[video][index] else "normal"
+            why = result.explanations.get(video) if result.explanations else None
+            note = f"\n{why[index]}" if why is not None and why[index] else ""
             save_overlay(
                 image,
                 f"{model} · video {video} · frame {index} ({label}; red: detected, "
-                "green: ground truth)",
+                f"green: ground truth){note}",
                 figures / "overlays" / f"{model}_{video}_{index:04d}.png",
             )

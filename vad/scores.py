@@ -2,8 +2,10 @@
 per video, frame scores and optional score maps.
 
 Layout: group `<split>/<name>` with `frame_scores` (T,) float32 and `score_maps` (T, rows, cols)
-float32, where the map's grid covers the whole frame. Training videos may be scored too (all or
-a subset of their frames, listed in `frame_indices`): their statistics normalize test scores.
+float32, where the map's grid covers the whole frame; a method may add per-frame datasets of its
+own (`extras`, e.g. `explanation`, (T,) strings shown on the overlay figures). Training
+videos may be scored too (all or a subset of their frames, listed in `frame_indices`): their
+statistics normalize test scores.
 File attrs: `settings`, JSON of {"model": name, **attrs} (a fused set lists its `parts`).
 """
 
@@ -13,9 +15,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from vad.cache import checked_dataset, iter_videos, open_cache, read_dataset, video_key, write_h5
+
+STANDARD = ("frame_scores", "score_maps", "frame_indices")
 
 
 @dataclass
@@ -23,6 +28,7 @@ class VideoScores:
     frame_scores: np.ndarray
     score_maps: np.ndarray | None = None
     frame_indices: np.ndarray | None = None  # which frames were scored (None = all)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # per-frame, method-specific
 
 
 @dataclass
@@ -54,6 +60,10 @@ def write_scores(path: str | Path, scores: ScoreSet) -> None:
                     )
                 if video.frame_indices is not None:
                     checked_dataset(group, "frame_indices", video.frame_indices)
+                for key, values in video.extras.items():
+                    if key in STANDARD:
+                        raise ValueError(f"score extra {key!r} of {scores.model} clashes")
+                    checked_dataset(group, key, _storable(np.asarray(values)))
 
 
 def read_scores(path: str | Path, model: str | None = None) -> ScoreSet:
@@ -71,9 +81,28 @@ def read_scores(path: str | Path, model: str | None = None) -> ScoreSet:
                 frame_indices=(
                     read_dataset(group["frame_indices"]) if "frame_indices" in group else None
                 ),
+                extras={key: _extra(group[key]) for key in group if key not in STANDARD},
             )
             (result.train if split == "train" else result.test)[name] = video
     return result
+
+
+def _storable(values: np.ndarray) -> np.ndarray:
+    """Text as fixed-length UTF-8 bytes: HDF5 cannot checksum variable-length strings."""
+    if values.dtype.kind not in "UO":
+        return values
+    encoded = [str(value).encode() for value in values.reshape(-1)]
+    width = max([1, *map(len, encoded)])
+    return np.array(encoded, dtype=f"S{width}").reshape(values.shape)
+
+
+def _extra(dataset: h5py.Dataset) -> np.ndarray:
+    """A per-frame extra as written; text (stored as UTF-8 bytes) back as str objects."""
+    values = read_dataset(dataset)
+    if values.dtype.kind != "S":
+        return values
+    decoded = [value.decode() for value in values.reshape(-1)]
+    return np.array(decoded, dtype=object).reshape(values.shape)
 
 
 def read_score_attrs(path: str | Path) -> dict:

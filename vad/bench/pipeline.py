@@ -5,9 +5,10 @@ One `dvc exp run --temp --force` named after the dataset, with `data.name`, `dat
 each enabled method's budget overrides (`Method.budgets[dataset]`) set; every stage is run
 (none restored from DVC's run cache), so each stage's wall time is measured (vad.timing).
 Then, from the experiment's commit: reports/<dataset>/metrics.json (same structure as
-reports/metrics.json), reports/<dataset>/summary.md, and reports/<dataset>/run.json (the
-overrides, each method's budget and seconds per stage), and RESULTS.md's table for the
-dataset between its markers.
+reports/metrics.json), reports/<dataset>/metrics_paper.json (methods under their paper's own
+protocol, params `evaluate.paper_protocols`), reports/<dataset>/summary.md, and
+reports/<dataset>/run.json (the overrides, each method's budget and seconds per stage), and
+RESULTS.md's table for the dataset between its markers.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def run_benchmark(
         stage_seconds = read_timings(timings)
     ref = f"refs/exps/{head[:2]}/{head[2:]}/{dataset}"
     metrics = json.loads(run_command(["git", "show", f"{ref}:reports/metrics.json"]))
+    paper_metrics = json.loads(run_command(["git", "show", f"{ref}:reports/metrics_paper.json"]))
     summary = run_command(["git", "show", f"{ref}:reports/summary.md"])
     report = {
         "dataset": dataset,
@@ -148,6 +150,7 @@ def run_benchmark(
     }
     for name, content in (
         ("metrics.json", json.dumps(metrics, indent=2) + "\n"),
+        ("metrics_paper.json", json.dumps(paper_metrics, indent=2) + "\n"),
         ("summary.md", summary),
         ("run.json", json.dumps(report, indent=2) + "\n"),
     ):

@@ -15,6 +15,7 @@ REGISTRY = {
     "baseline": "vad.methods.baseline.method:BASELINE",
     "gmfc_vae_rgb": "vad.methods.gmfc_vae.method:GMFC_VAE_RGB",
     "gmfc_vae_dynflow": "vad.methods.gmfc_vae.method:GMFC_VAE_DYNFLOW",
+    "velocity": "vad.methods.velocity.method:VELOCITY",
 }
 
 

@@ -22,8 +22,11 @@ from vad.params.data import data_settings, frames_settings
 from vad.params.dynamic_flow import dynamic_flow_settings
 from vad.params.evaluate import evaluate_settings
 from vad.params.flow import flow_settings
+from vad.params.objects import objects_settings
 
-SHARED_SECTIONS = ("methods", "data", "frames", "flow", "dynamic_flow", "fuse", "evaluate")
+SHARED_SECTIONS = (
+    "methods", "data", "frames", "flow", "dynamic_flow", "objects", "fuse", "evaluate"
+)
 
 
 def method_sections(name: str) -> tuple[str, ...]:
@@ -53,6 +56,7 @@ def check_params(params: dict) -> list[str]:
         ("frames", lambda: frames_settings(params)),
         ("flow", lambda: flow_settings(params)),
         ("dynamic_flow", lambda: dynamic_flow_settings(params)),
+        ("objects", lambda: objects_settings(params)),
     ]
     checks += [
         (name, lambda name=name: get_method(name).settings(params)) for name in method_names()

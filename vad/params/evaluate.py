@@ -19,19 +19,33 @@ EVALUATE_KEYS = (
     "normalization",
     "pixel_interpolation",
     "figures_per_video",
+    "paper_protocols",
 )
+PROTOCOL_KEYS = ("smoothing", "window", "sigma", "normalization")
 
 
 def evaluate_settings(params: dict) -> dict:
     """`evaluate`: {protocol: Protocol.from_params' mapping, pixel_interpolation,
-    figures_per_video}. `window` (an odd number of frames >= 1) and `sigma` (> 0) are checked
-    whenever they are set, whichever smoothing is chosen, so switching smoothing cannot fail."""
+    figures_per_video, paper_protocols: {score set: protocol mapping}}. `window` (an odd number
+    of frames >= 1) and `sigma` (> 0) are checked whenever they are set, whichever smoothing is
+    chosen, so switching smoothing cannot fail; each paper protocol is checked alike."""
     section = Section(params, "evaluate")
     return check_all(lambda: section.check_keys(EVALUATE_KEYS), lambda: _evaluate(section))[1]
 
 
 def _evaluate(section: Section) -> dict:
-    smoothing = section.str("smoothing", list(SMOOTHINGS))
+    return {
+        "protocol": _protocol(section, default=None),
+        "pixel_interpolation": section.str("pixel_interpolation", list(INTERPOLATIONS)),
+        "figures_per_video": section.int("figures_per_video", minimum=0),
+        "paper_protocols": _paper_protocols(section),
+    }
+
+
+def _protocol(section: Section, default: str | None = "none") -> dict:
+    """One protocol mapping (smoothing, window, sigma, normalization) of `section`; `default`
+    is the smoothing and normalization when absent (None: both keys are required)."""
+    smoothing = section.str("smoothing", list(SMOOTHINGS), default=default)
     window = sigma = None
     if section.values.get("window") is not None or smoothing == "median":
         window = section.int("window", minimum=1)
@@ -43,12 +57,22 @@ def _evaluate(section: Section) -> dict:
     if section.values.get("sigma") is not None or smoothing == "gaussian":
         sigma = section.float("sigma", above=0.0)
     return {
-        "protocol": {
-            "smoothing": smoothing,
-            "window": window if smoothing == "median" else None,
-            "sigma": sigma if smoothing == "gaussian" else None,
-            "normalization": section.str("normalization", list(NORMALIZATIONS)),
-        },
-        "pixel_interpolation": section.str("pixel_interpolation", list(INTERPOLATIONS)),
-        "figures_per_video": section.int("figures_per_video", minimum=0),
+        "smoothing": smoothing,
+        "window": window if smoothing == "median" else None,
+        "sigma": sigma if smoothing == "gaussian" else None,
+        "normalization": section.str("normalization", list(NORMALIZATIONS), default=default),
     }
+
+
+def _paper_protocols(section: Section) -> dict:
+    """`evaluate.paper_protocols`: score-set name -> its paper's protocol (reports/
+    metrics_paper.json), each checked like the main protocol."""
+    protocols = section.mapping("paper_protocols")
+    checked = {}
+    for name in protocols:
+        entry = Section({section.name: section.values}, f"{section.name}.paper_protocols.{name}")
+        checked[str(name)] = check_all(
+            lambda entry=entry: entry.check_keys(PROTOCOL_KEYS),
+            lambda entry=entry: _protocol(entry),
+        )[1]
+    return checked

@@ -1,0 +1,178 @@
+"""The `objects` stage: boxes of every frame of every video of frames.h5 into objects.h5.
+
+Per frame: detector boxes (HOG and/or ONNX, if enabled) filtered as HF2-VAD does (confidence,
+minimum area, covered boxes), then motion-foreground boxes of what the detectors left
+(foreground.py). Videos run in parallel (vad.parallel, `n_jobs` workers, each building its own
+detectors); the output is resumable per video and appears only when complete
+(vad.cache.ResumableCache), as the flow stage's.
+
+Layout of objects.h5: group `<split>/<name>` per video with `frame` (N,) int32 (frame index),
+`box` (N, 4) float32 [x1, y1, x2, y2] in pixels of the stored frames (x2, y2 exclusive),
+`score` (N,) float32 (foreground: fraction of the box that moves; HOG: SVM margin; ONNX: its
+score) and `source` (N,) uint8 (an index into the file attr `sources`); group attrs
+`num_frames`, `width`, `height`, `digest`, `input_digest`. A video in which nothing is found
+has N = 0: empty datasets, still marked complete (its frames then score as "no object").
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from vad.cache import (
+    ResumableCache,
+    array_digest,
+    checked_dataset,
+    input_video_digests,
+    iter_videos,
+    open_cache,
+    read_dataset,
+    video_key,
+)
+from vad.frame_cache import load_frames
+from vad.objects import boxes as B
+from vad.objects.detectors import Detections, HogPeople, OnnxDetector
+from vad.objects.foreground import foreground_boxes
+from vad.objects.settings import ObjectSettings
+from vad.parallel import map_videos
+from vad.progress import progress as progress_bar
+
+SOURCES = ("foreground", "hog", "onnx")
+
+
+class VideoObjects(dict):
+    """frame, box, score, source arrays of one video (the datasets of its group)."""
+
+
+_detectors: list[tuple[int, object]] = []
+
+
+def init_detectors(settings: ObjectSettings) -> None:
+    """Build the enabled detectors once per process (an ONNX net cannot be pickled)."""
+    _detectors.clear()
+    if settings.hog:
+        _detectors.append(
+            (SOURCES.index("hog"), HogPeople(settings.hog_upscale, settings.hog_threshold))
+        )
+    if settings.onnx:
+        _detectors.append((SOURCES.index("onnx"), OnnxDetector(settings.onnx, settings.onnx_size)))
+
+
+def _detect(frame: np.ndarray, settings: ObjectSettings) -> tuple[Detections, np.ndarray]:
+    """Filtered detector boxes of one gray frame, their scores and sources."""
+    found, scores, sources = [B.EMPTY], [np.zeros(0, np.float32)], [np.zeros(0, np.uint8)]
+    for source, detector in _detectors:
+        boxes, score = detector(frame)  # type: ignore[operator]
+        if source == SOURCES.index("onnx"):
+            boxes, score = B.filter_detections(
+                boxes, score, settings.confidence, settings.min_area, settings.cover
+            )
+        else:  # HOG: its own margin threshold; same area and cover filter
+            boxes, score = B.filter_detections(
+                boxes, score, -np.inf, settings.min_area, settings.cover
+            )
+        found.append(boxes)
+        scores.append(score)
+        sources.append(np.full(len(boxes), source, np.uint8))
+    return (np.concatenate(found), np.concatenate(scores)), np.concatenate(sources)
+
+
+def video_objects(gray: np.ndarray, settings: ObjectSettings) -> VideoObjects:
+    """All boxes of a T×H×W uint8 video (detectors first, then foreground), frame by frame."""
+    detections = [_detect(frame, settings) for frame in gray]
+    blanks = [boxes for (boxes, _), _ in detections]
+    frames, boxes, scores, sources = [], [], [], []
+    for t, (fg_boxes, fg_scores) in enumerate(foreground_boxes(gray, settings, blanks)):
+        (det_boxes, det_scores), det_sources = detections[t]
+        for b, s, src in (
+            (det_boxes, det_scores, det_sources),
+            (fg_boxes, fg_scores, np.zeros(len(fg_boxes), np.uint8)),
+        ):
+            frames.append(np.full(len(b), t, np.int32))
+            boxes.append(b)
+            scores.append(s)
+            sources.append(src)
+    return VideoObjects(
+        frame=np.concatenate(frames).astype(np.int32),
+        box=np.concatenate(boxes).astype(np.float32).reshape(-1, 4),
+        score=np.concatenate(scores).astype(np.float32),
+        source=np.concatenate(sources).astype(np.uint8),
+    )
+
+
+def _task(key: str, frames_path: str, settings: ObjectSettings) -> VideoObjects:
+    gray = load_frames(frames_path, key, color="gray")[..., 0]
+    return video_objects(gray, settings)
+
+
+def objects_digest(objects: VideoObjects) -> str:
+    return array_digest(
+        np.concatenate(
+            [objects["frame"][:, None], objects["box"], objects["score"][:, None],
+             objects["source"][:, None]], axis=1, dtype=np.float64,
+        )
+    )  # fmt: skip
+
+
+def run_objects_stage(
+    frames_path: str | Path,
+    out_path: str | Path,
+    settings: ObjectSettings,
+    n_jobs: int,
+    progress: bool = True,
+) -> Path:
+    """Boxes of every video of `frames_path` into `out_path` (resumable, atomic)."""
+    frames_path, out_path = Path(frames_path), Path(out_path)
+    if not frames_path.is_file():
+        raise FileNotFoundError(f"frame cache not found: {frames_path}")
+    if settings.onnx:
+        OnnxDetector(settings.onnx, settings.onnx_size)  # a bad path fails here, not in a worker
+    with open_cache(frames_path) as f:
+        shapes = {video_key(s, n): g["frames"].shape for s, n, g in iter_videos(f)}
+        input_digests = input_video_digests(f, "frames")
+    with ResumableCache(out_path, settings.to_json()) as cache:
+        assert cache.file is not None
+        cache.file.attrs["sources"] = json.dumps(SOURCES)
+        cache.retain(shapes)
+        keys = [key for key in shapes if not cache.is_done(key, input_digests[key])]
+        task = partial(_task, frames_path=str(frames_path), settings=settings)
+        results = map_videos(
+            task, keys, n_jobs, initializer=init_detectors, initargs=(settings,),
+            what=f"objects of {frames_path}",
+        )  # fmt: skip
+        bar = progress_bar(total=len(keys), unit="video", desc="objects", disable=not progress)
+        with bar, closing(results):
+            for key, objects in results:
+                split, name = key.split("/", 1)
+                group = cache.start(key)
+                for field, values in objects.items():
+                    checked_dataset(group, field, values)
+                shape = shapes[key]
+                group.attrs.update(
+                    name=name, split=split, num_frames=shape[0], height=shape[1], width=shape[2]
+                )
+                cache.finish(key, digest=objects_digest(objects), input_digest=input_digests[key])
+                bar.update(1)
+    return out_path
+
+
+def read_objects(path: str | Path, key: str) -> VideoObjects:
+    """The boxes of video `key` (`<split>/<name>`) of objects.h5."""
+    with open_cache(path) as f:
+        if key not in f:
+            raise KeyError(f"{path}: no video '{key}' (re-run the objects stage)")
+        group = f[key]
+        return VideoObjects(
+            {field: read_dataset(group[field]) for field in ("frame", "box", "score", "source")}
+        )
+
+
+def boxes_by_frame(objects: VideoObjects, num_frames: int) -> list[np.ndarray]:
+    """Indices of each frame's objects, for frames 0..num_frames-1."""
+    order = np.argsort(objects["frame"], kind="stable")
+    bounds = np.searchsorted(objects["frame"][order], np.arange(num_frames + 1))
+    return [order[bounds[t] : bounds[t + 1]] for t in range(num_frames)]
