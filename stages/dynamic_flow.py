@@ -14,18 +14,14 @@ def main() -> None:
     parser.add_argument("--flow", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    section = Section(load_params(), "dynamic_flow")
-    settings = DynamicFlowSettings(
-        method=section.str("method", ["ranksvm", "approx"]),
-        window=section.int("window", minimum=1),
-        C=section.float("C", minimum=0.0),
-        encode_scale=section.float("encode_scale"),
-        encode_offset=section.float("encode_offset"),
-        output_scale=None
-        if section.values.get("output_scale") is None
-        else section.float("output_scale", minimum=0.0),
+    params = load_params()
+    settings = DynamicFlowSettings.from_params(params)
+    run_dynamic_flow_stage(
+        args.flow,
+        args.out,
+        settings,
+        n_jobs=Section(params, "dynamic_flow").int("n_jobs", minimum=1),
     )
-    run_dynamic_flow_stage(args.flow, args.out, settings, n_jobs=section.int("n_jobs", minimum=1))
 
 
 if __name__ == "__main__":

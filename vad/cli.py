@@ -1,5 +1,6 @@
 """The `vad` command for what is not a DVC stage: `info` (dataset summary), `bench`
-(preprocessing throughput), `benchmark` (every enabled method on a real dataset through DVC),
+(preprocessing and scoring throughput), `export` and `score` (a run bundle, and new footage
+scored with it), `benchmark` (every enabled method on a real dataset through DVC),
 and `experiments` (the paper's Table V and VI runs as queued DVC experiments)."""
 
 from __future__ import annotations
@@ -32,18 +33,55 @@ def info(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
+    if args.what == "score":
+        from vad.bench.score import run_score_benchmark
+
+        report = run_score_benchmark(
+            args.bundle, out=args.out or "reports/bench/score.json", frames=args.frames
+        )
+        print(json.dumps(report, indent=2))
+        return
     from vad.bench.motion import run_motion_benchmark
+
+    if args.name is None:
+        raise ValueError("vad bench motion needs a dataset name")
 
     report = run_motion_benchmark(
         args.name,
         args.root,
-        out=args.out,
+        out=args.out or "reports/bench/motion.json",
         layout=args.layout,
         videos=args.videos,
         windows=args.windows,
         measure_tvl1_default=args.measure_tvl1_default,
     )
     print(json.dumps(report, indent=2))
+
+
+def export(args: argparse.Namespace) -> None:
+    from vad.serve.export import export_bundle
+
+    path = export_bundle(args.dir, methods=args.method or None, rev=args.rev)
+    print(f"vad export: run bundle written to {path}")
+
+
+def score(args: argparse.Namespace) -> None:
+    from vad.methods.base import StreamingUnsupported
+    from vad.serve.command import score_input
+
+    try:
+        runs = score_input(args.input, args.bundle, args.out, method=args.method)
+    except StreamingUnsupported as error:
+        raise ValueError(str(error)) from error
+    for run in runs:
+        events = len(run.events)
+        print(
+            f"vad score: {run.name}: {run.scored} of {run.frames} frames scored at "
+            f"{run.fps:.1f} fps, {events} event(s) -> {args.out}"
+        )
+    if any(run.interrupted for run in runs):
+        print("vad score: interrupted; the outputs hold the frames scored so far", file=sys.stderr)
+        sys.exit(130)
 
 
 def benchmark(args: argparse.Namespace) -> None:
@@ -74,11 +112,20 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=info)
 
     p = commands.add_parser("bench", help="benchmarks writing JSON under reports/bench/")
-    p.add_argument("what", choices=["motion"])
-    p.add_argument("name", choices=DATASET_NAMES)
+    p.add_argument("what", choices=["motion", "score"])
+    p.add_argument("name", nargs="?", choices=DATASET_NAMES, help="dataset (motion)")
     p.add_argument("root", nargs="?", default="")
     p.add_argument("--layout", default="auto")
-    p.add_argument("--out", default="reports/bench/motion.json")
+    p.add_argument(
+        "--out", default=None, help="default reports/bench/motion.json or reports/bench/score.json"
+    )
+    p.add_argument(
+        "--run",
+        dest="bundle",
+        default="bundle",
+        help="score: the run bundle whose models are timed",
+    )
+    p.add_argument("--frames", type=int, default=300, help="score: frames timed per frame size")
     p.add_argument(
         "--videos", type=int, default=0, help="limit to the first N videos (0 = the whole dataset)"
     )
@@ -95,6 +142,25 @@ def main(argv: list[str] | None = None) -> None:
         "(about 40 minutes for Ped2 on 2 cores) instead of extrapolating its time",
     )
     p.set_defaults(run=bench)
+
+    p = commands.add_parser(
+        "export", help="write a run bundle (models, params, statistics) for `vad score`"
+    )
+    p.add_argument("dir", help="the bundle folder to write")
+    p.add_argument("--rev", default=None, help="a git revision or DVC experiment name")
+    p.add_argument(
+        "--method", action="append", default=[], help="a method or fused model (repeatable)"
+    )
+    p.set_defaults(run=export)
+
+    p = commands.add_parser(
+        "score", help="score a video, a folder, a camera index or a stream URL with a bundle"
+    )
+    p.add_argument("input", help="video file, folder of videos or frames, camera index or URL")
+    p.add_argument("--run", dest="bundle", required=True, help="the run bundle (`vad export`)")
+    p.add_argument("--method", default=None, help="default: the bundle's first scorer")
+    p.add_argument("--out", required=True, help="folder for the scores, events and videos")
+    p.set_defaults(run=score)
 
     p = commands.add_parser(
         "benchmark",

@@ -66,9 +66,14 @@ def dynamic_flows(
     `flows` is (N, H, W, 2) for the N = T - 1 consecutive frame pairs; `scale` defaults to
     DEFAULT_OUTPUT_SCALE[method]; `name` identifies the video in error messages.
     """
-    scale = DEFAULT_OUTPUT_SCALE.get(method) if scale is None else scale
+    scale = resolve_output_scale(method, scale)
     windows, frame_window = window_dynamic_flows(flows, window, method, C, a, b, name, tol)
     return quantize_dynamic_flow(windows, scale)[frame_window]
+
+
+def resolve_output_scale(method: str, scale: float | None) -> float | None:
+    """The output scale s used: `scale`, or DEFAULT_OUTPUT_SCALE[method] when it is None."""
+    return DEFAULT_OUTPUT_SCALE.get(method) if scale is None else scale
 
 
 def dynamic_flows_raw(

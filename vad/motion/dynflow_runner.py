@@ -26,6 +26,7 @@ from vad.cache import (
     iter_videos,
     video_key,
 )
+from vad.config import Section
 from vad.motion.dynamic_flow import dynamic_flows
 from vad.parallel import map_videos
 from vad.progress import progress as progress_bar
@@ -39,6 +40,21 @@ class DynamicFlowSettings:
     encode_scale: float = 16.0
     encode_offset: float = 128.0
     output_scale: float | None = None  # None: the calibrated DEFAULT_OUTPUT_SCALE of the method
+
+    @classmethod
+    def from_params(cls, params: dict) -> DynamicFlowSettings:
+        """params.yaml's `dynamic_flow` section, validated (errors name the key)."""
+        section = Section(params, "dynamic_flow")
+        return cls(
+            method=section.str("method", ["ranksvm", "approx"]),
+            window=section.int("window", minimum=1),
+            C=section.float("C", minimum=0.0),
+            encode_scale=section.float("encode_scale"),
+            encode_offset=section.float("encode_offset"),
+            output_scale=None
+            if section.values.get("output_scale") is None
+            else section.float("output_scale", minimum=0.0),
+        )
 
 
 def video_dynamic_flow(key: str, flow_path: str, settings: DynamicFlowSettings) -> np.ndarray:

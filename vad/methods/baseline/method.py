@@ -28,6 +28,7 @@ class Baseline(Method):
     name = "baseline"
     package = "vad.methods.baseline"
     inputs = ("frames",)
+    streaming = "vad.serve.scorers.baseline:baseline_scorer"
 
     def settings(self, params: dict) -> dict[str, Settings]:
         section = Section(params, "baseline")
@@ -58,8 +59,7 @@ class Baseline(Method):
     def score(
         self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings
     ) -> ScoreSet:
-        with h5py.File(model_dir / MODEL_FILE, "r") as f:
-            model = BaselineModel(mean=f["mean"][()], std=f["std"][()])
+        model = read_model(model_dir)
         with h5py.File(prepared, "r") as f, np.errstate(all="raise"):
             grid = _grid(dict(f.attrs))
             result = ScoreSet(
@@ -70,6 +70,12 @@ class Baseline(Method):
                 target = result.train if split == "train" else result.test
                 target[name] = VideoScores(frame_scores=frame_scores(maps), score_maps=maps)
         return result
+
+
+def read_model(model_dir: Path) -> BaselineModel:
+    """The per-cell statistics that `train` wrote to `model_dir`."""
+    with h5py.File(model_dir / MODEL_FILE, "r") as f:
+        return BaselineModel(mean=f["mean"][()], std=f["std"][()])
 
 
 def _grid(attrs: dict) -> dict:
