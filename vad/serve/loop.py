@@ -51,6 +51,17 @@ class Run:
         return self.frames / total if total > 0 else 0.0
 
 
+GRAY_TOLERANCE = 2.0  # mean spread of the channels below which a frame counts as gray (levels)
+
+
+def is_gray(frame: np.ndarray) -> bool:
+    """Whether an RGB frame is gray: its channels differ by under GRAY_TOLERANCE on average
+    (gray video decoded through a YUV codec is not exactly equal in R, G and B)."""
+    channels = frame.astype(np.int16)
+    spread = channels.max(axis=-1) - channels.min(axis=-1)
+    return float(spread.mean()) < GRAY_TOLERANCE
+
+
 def input_warnings(frame: np.ndarray, training: dict, where: str) -> list[str]:
     """Differences between the first input frame and the training frames, as messages."""
     messages = []
@@ -60,9 +71,7 @@ def input_warnings(frame: np.ndarray, training: dict, where: str) -> list[str]:
             f"{where}: frames are {frame.shape[1]}x{frame.shape[0]}, the run was trained on "
             f"{width}x{height}; they are resized to {width}x{height}"
         )
-    looks_gray = bool(np.array_equal(frame[..., 0], frame[..., 1])) and bool(
-        np.array_equal(frame[..., 1], frame[..., 2])
-    )
+    looks_gray = is_gray(frame)
     if training["color"] == "rgb" and looks_gray:
         messages.append(
             f"{where}: the input is gray but the run was trained on colour frames; "
