@@ -51,11 +51,13 @@ def write_clip(path: Path, size: tuple[int, int], frames: int, seed: int = 0) ->
 
 
 def shares(seconds: dict[str, float], parts: dict[str, float]) -> dict[str, float]:
-    """Fractions of the loop's time: decode, the scorer's parts, other scoring work, write."""
-    total = sum(seconds.values())
+    """Fractions of the time spent: decode, the scorer's parts (flow, dynamic_flow, model,
+    frames: conversions and moving-patch masks), other scoring work, write. A fused model's
+    parts run in parallel threads, so its part times are summed over them (CPU time)."""
     split = {"decode": seconds["decode"], **parts}
     split["score_other"] = max(seconds["score"] - sum(parts.values()), 0.0)
     split["write"] = seconds["write"]
+    total = sum(split.values())
     return {key: round(value / total, 4) for key, value in split.items()}
 
 
@@ -63,11 +65,12 @@ def run_score_benchmark(bundle_path: str | Path, out: str | Path, frames: int = 
     bundle = load_bundle(bundle_path)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:CORES]))
-    cv2.setNumThreads(CORES)
     report: dict = {
         "command": f"python -m vad bench score --run {bundle_path} --frames {frames}",
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "cpu": platform.processor() or platform.machine(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "threads_per_scorer": bundle.manifest["serve"].get("threads", 1),
         "frames_per_size": frames,
         "sizes": {name: list(size) for name, size in SIZES.items()},
         "bundle": {
@@ -115,6 +118,7 @@ def run_score_benchmark(bundle_path: str | Path, out: str | Path, frames: int = 
                     "shares": shares(run.seconds, run.score_parts),
                 }
                 print(f"bench score: {scorer_name} at {width}x{height}: {run.fps:.1f} fps")
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     with atomic_output(out) as tmp_file:
         tmp_file.write_text(json.dumps(report, indent=2) + "\n")
     return report

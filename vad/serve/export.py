@@ -47,6 +47,7 @@ def serve_settings(params: dict) -> dict:
         "threshold_quantile": quantile,
         "min_duration": section.int("min_duration", minimum=1),
         "merge_gap": section.int("merge_gap", minimum=0),
+        "threads": section.int("threads", minimum=1, default=1),
     }
 
 

@@ -7,6 +7,10 @@ When a frame is scored: the appearance stream scores frame t when it arrives, ex
 and frame 0's from its difference to frame 1 (so frame 0 waits for frame 1). The motion stream
 scores frame t once frame t + window has arrived (its dynamic flow looks `window` flows ahead);
 the last frames of a stream are scored by `finish`, as the pipeline scores them.
+
+Speed: with `static_patches: mode` a patch without a moving pixel scores the prior's mode
+energy whatever the model says, so only the moving patches go through the model (the same
+`energies` function the pipeline uses on every patch); the maps are the pipeline's.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from vad.config import Section
 from vad.frame_cache import convert_frames, resize_frames
 from vad.methods.base import Method, ScoredFrame, StreamScorer
 from vad.methods.gmfc_vae.method import MODEL_FILE
-from vad.methods.gmfc_vae.score import mode_energy, moving_grid, score_video
+from vad.methods.gmfc_vae.patches import scoring_grid
+from vad.methods.gmfc_vae.score import energies, mode_energy, moving_grid, score_video
 from vad.methods.gmfc_vae.train import load_model
 from vad.motion.dynflow_runner import DynamicFlowSettings
 from vad.motion.flow import METHODS as FLOW_METHODS
@@ -47,7 +52,7 @@ class GmfcStreamScorer(StreamScorer):
         self.count = 0
         self.previous_gray: np.ndarray | None = None
         self.moving: dict[int, np.ndarray] = {}  # frame index -> (rows, cols) bool, until scored
-        self.maps: dict[int, np.ndarray] = {}  # frame index -> energy map, until scored
+        self.inputs: dict[int, np.ndarray] = {}  # frame index -> model input, until scored
         self.next = 0  # the next frame to return
 
     def push(self, frame: np.ndarray) -> list[ScoredFrame]:
@@ -55,20 +60,16 @@ class GmfcStreamScorer(StreamScorer):
         if self.static_mode:
             self._note_motion(frame, index)
         if self.motion is None:
-            self.maps[index] = self._energy(convert_frames(frame[None], self.size, "rgb"))
+            self.inputs[index] = convert_frames(frame[None], self.size, "rgb")
         else:
             for ready, dynamic in self.motion.push(frame):
-                self.maps[ready] = self._energy(resize_frames(dynamic[None], self.size))
+                self.inputs[ready] = resize_frames(dynamic[None], self.size)
         return self._ready()
 
     def finish(self) -> list[ScoredFrame]:
         if self.motion is not None:
-            shared: dict[int, np.ndarray] = {}  # the last frames share one dynamic flow
-            for ready, dynamic in self.motion.finish():
-                key = id(dynamic)
-                if key not in shared:
-                    shared[key] = self._energy(resize_frames(dynamic[None], self.size))
-                self.maps[ready] = shared[key]
+            for ready, dynamic in self.motion.finish():  # the last frames share one map
+                self.inputs[ready] = resize_frames(dynamic[None], self.size)
         return self._ready()
 
     def _note_motion(self, frame: np.ndarray, index: int) -> None:
@@ -89,19 +90,27 @@ class GmfcStreamScorer(StreamScorer):
             self.moving[index] = moving[1]
         self.timings["frames"] += perf_counter() - start
 
-    def _energy(self, frames: np.ndarray) -> np.ndarray:
+    def _energy_map(self, frames: np.ndarray, moving: np.ndarray | None) -> np.ndarray:
+        """The (rows, cols) energy map of one frame (1, H, W, 3); with `moving`, static
+        patches take the mode energy and only the moving ones are scored."""
         start = perf_counter()
         s = self.settings
-        maps = score_video(self.model, frames, s["patch"], s["batch_size"], s["device"])[0]
+        if moving is None:
+            maps = score_video(self.model, frames, s["patch"], s["batch_size"], s["device"])[0]
+        else:
+            grid = scoring_grid(frames, s["patch"])[0]
+            maps = np.full(moving.shape, self.floor, dtype=np.float64)
+            if moving.any():
+                patches = np.ascontiguousarray(grid[moving])
+                maps[moving] = energies(self.model, patches, s["batch_size"], s["device"])
         self.timings["model"] += perf_counter() - start
         return maps
 
     def _ready(self) -> list[ScoredFrame]:
         scored = []
-        while self.next in self.maps and (not self.static_mode or self.next in self.moving):
-            maps = self.maps.pop(self.next)
-            if self.static_mode:
-                maps = np.where(self.moving.pop(self.next), maps, self.floor)
+        while self.next in self.inputs and (not self.static_mode or self.next in self.moving):
+            moving = self.moving.pop(self.next) if self.static_mode else None
+            maps = self._energy_map(self.inputs.pop(self.next), moving)
             scored.append(ScoredFrame(self.next, float(maps.max()), maps))
             self.next += 1
         return scored
