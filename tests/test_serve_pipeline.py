@@ -11,14 +11,19 @@ import sys
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import pytest
+import yaml
 from test_pipeline import TINY, dvc, experiments_by_name, new_project, run
 
 from vad.frame_cache import load_frames, video_keys
+from vad.motion.dynflow_runner import DynamicFlowSettings
+from vad.motion.flow import make_flow_estimator
 from vad.scores import read_scores
 from vad.serve.bundle import load_bundle
 from vad.serve.command import score_input
+from vad.serve.motion import DynamicFlowWindow
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +94,27 @@ def test_export_of_a_dvc_experiment(project):
     assert json.loads((project / "b2" / "manifest.json").read_text())["files"] == json.loads(
         (project / "bundle" / "manifest.json").read_text()
     )["files"] | {"params.yaml": experiment.manifest["files"]["params.yaml"]}
+
+
+def test_streaming_dynamic_flow_equals_the_dynamic_flow_cache(project):
+    """The motion stream's input itself: every frame's dynamic flow, first to last, equals
+    data/interim/dynflow.h5 (uint8) when computed a window of flows at a time."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    flow = params["flow"]
+    frames_path = project / "data" / "interim" / "frames.h5"
+    for key in video_keys(frames_path, "test"):
+        window = DynamicFlowWindow(
+            make_flow_estimator(flow["method"], flow[flow["method"]]),
+            tuple(flow["size"]),
+            DynamicFlowSettings.from_params(params),
+            timings={},
+        )
+        maps = []
+        for frame in load_frames(frames_path, key):
+            maps += window.push(frame)
+        maps += window.finish()
+        with h5py.File(project / "data" / "interim" / "dynflow.h5", "r") as f:
+            expected = f[key]["dynflow"][()]
+        assert [index for index, _ in maps] == list(range(len(expected)))
+        differing = np.count_nonzero(np.stack([m for _, m in maps]) != expected)
+        assert differing == 0, f"{key}: {differing} of {expected.size} values differ"

@@ -168,3 +168,14 @@ def test_a_method_without_streaming_says_so(tmp_path):
     unsupported.streaming = None
     with pytest.raises(StreamingUnsupported, match="'baseline' does not support streaming"):
         unsupported.stream_scorer(tmp_path, {})
+
+
+@pytest.mark.parametrize("package", ["vad.methods.gmfc_vae", "vad.methods.baseline"])
+def test_streaming_code_is_no_part_of_a_methods_stage_fingerprint(package):
+    """Methods name their streaming factory by string: editing vad/serve or the flow code it
+    uses re-runs none of a method's prepare/train/score stages."""
+    from vad.imports import closure_files
+
+    files = {path.relative_to(path.parents[1]).as_posix() for path in closure_files(package)}
+    assert not {path for path in files if path.startswith("serve/")}
+    assert "motion/flow.py" not in files

@@ -205,6 +205,11 @@ def _solve_named(grams: np.ndarray, C: float, tol: float, name: str) -> RankSVMS
     return solution
 
 
+def encode_flows(flows: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Flows (flattened or not) -> their encoding clip(a f + b, 0, 255) as float64 (step 1)."""
+    return np.clip(flows.astype(np.float64) * a + b, 0.0, 255.0)
+
+
 def _encoder(matrix: np.ndarray, a: float, b: float) -> Encoder:
     """columns -> encoded flows clip(a f + b, 0, 255) minus their mean over the video, float64.
 
@@ -213,7 +218,7 @@ def _encoder(matrix: np.ndarray, a: float, b: float) -> Encoder:
     """
 
     def encode(columns: slice) -> np.ndarray:
-        chunk = np.clip(matrix[:, columns].astype(np.float64) * a + b, 0.0, 255.0)
+        chunk = encode_flows(matrix[:, columns], a, b)
         return chunk - chunk.mean(axis=0)
 
     return encode
