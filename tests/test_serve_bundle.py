@@ -46,6 +46,7 @@ def test_export_writes_models_params_statistics_and_provenance(run, bundle):
         "threshold_quantile": 0.995,
         "min_duration": 5,
         "merge_gap": 10,
+        "threads": 1,
     }
     assert set(loaded.manifest["provenance"]) == {"git", "dvc_lock_outs", "metrics"}
     assert set(loaded.manifest["files"]) == {"params.yaml", "models/baseline/model.h5"}
