@@ -37,7 +37,10 @@ def bench(args: argparse.Namespace) -> None:
         from vad.bench.score import run_score_benchmark
 
         report = run_score_benchmark(
-            args.bundle, out=args.out or "reports/bench/score.json", frames=args.frames
+            args.bundle,
+            out=args.out or "reports/bench/score.json",
+            frames=args.frames,
+            recipe=args.recipe,
         )
         print(json.dumps(report, indent=2))
         return
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         help="score: the run bundle whose models are timed",
     )
     p.add_argument("--frames", type=int, default=300, help="score: frames timed per frame size")
+    p.add_argument("--recipe", default="", help="score: how the bundle was made (recorded)")
     p.add_argument(
         "--videos", type=int, default=0, help="limit to the first N videos (0 = the whole dataset)"
     )

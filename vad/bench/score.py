@@ -61,7 +61,10 @@ def shares(seconds: dict[str, float], parts: dict[str, float]) -> dict[str, floa
     return {key: round(value / total, 4) for key, value in split.items()}
 
 
-def run_score_benchmark(bundle_path: str | Path, out: str | Path, frames: int = 300) -> dict:
+def run_score_benchmark(
+    bundle_path: str | Path, out: str | Path, frames: int = 300, recipe: str = ""
+) -> dict:
+    """Time every scorer of the bundle at each of SIZES; `recipe` says how the bundle was made."""
     bundle = load_bundle(bundle_path)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:CORES]))
@@ -74,6 +77,7 @@ def run_score_benchmark(bundle_path: str | Path, out: str | Path, frames: int = 
         "frames_per_size": frames,
         "sizes": {name: list(size) for name, size in SIZES.items()},
         "bundle": {
+            "recipe": recipe,
             "params": {
                 key: bundle.params.get(key)
                 for key in ("frames", "flow", "dynamic_flow", "baseline", "patches", "gmfc_vae")

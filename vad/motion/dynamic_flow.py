@@ -160,12 +160,15 @@ def window_mean_grams(band: np.ndarray, num_windows: int, length: int) -> np.nda
     return sums / np.multiply.outer(counts, counts)
 
 
-def combine_window_flows(encode: Encoder, dim: int, coefficients: np.ndarray) -> np.ndarray:
-    """d_w = sum_tau coefficients[w, tau] e_{w + tau} for every window w, (W, dim) float32."""
+def combine_window_flows(
+    encode: Encoder, dim: int, coefficients: np.ndarray, step: int = _COLUMN_CHUNK
+) -> np.ndarray:
+    """d_w = sum_tau coefficients[w, tau] e_{w + tau} for every window w, (W, dim) float32,
+    `step` columns at a time (element-wise work: the step does not change the result)."""
     num_windows, length = coefficients.shape
     combined = np.empty((num_windows, dim), dtype=np.float32)
-    for start in range(0, dim, _COLUMN_CHUNK):
-        columns = slice(start, start + _COLUMN_CHUNK)
+    for start in range(0, dim, step):
+        columns = slice(start, start + step)
         chunk = encode(columns)
         total = np.zeros((num_windows, chunk.shape[1]))
         term = np.empty_like(total)

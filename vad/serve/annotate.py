@@ -20,7 +20,8 @@ import numpy as np
 from vad.cache import atomic_output
 from vad.methods.base import ScoredFrame
 
-STRIP = 64  # pixels of score curve below the frame
+STRIP = 72  # pixels below the frame: a line of text, then the score curve
+CURVE_TOP = 18  # first row of the curve's plot area in the strip
 FOURCC = "mp4v"
 ALERT_BGR = (40, 40, 230)
 CURVE_BGR = (240, 240, 240)
@@ -83,7 +84,8 @@ class AnnotatedVideo:
         span = (top - bottom) * 1.15 or 1.0
 
         def y(value: float) -> int:
-            return int(round(STRIP - 4 - (value - bottom) / span * (STRIP - 8)))
+            height = STRIP - 4 - CURVE_TOP
+            return int(round(STRIP - 4 - (value - bottom) / span * height))
 
         cv2.line(strip, (0, y(self.threshold)), (width - 1, y(self.threshold)), ALERT_BGR, 1)
         if len(values) > 1:

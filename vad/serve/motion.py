@@ -35,6 +35,8 @@ from vad.motion.flow import FlowEstimator, prepare_frames
 from vad.motion.flow_runner import as_stored
 from vad.motion.rank_pool import approx_rank_pool_coefficients
 
+POOL_STEP = 1 << 14  # columns per step of one window's combination (fewer NumPy calls)
+
 
 class DynamicFlowWindow:
     """Push stored frames, get back (frame index, (H, W, 3) uint8 dynamic flow) when known."""
@@ -108,10 +110,12 @@ class DynamicFlowWindow:
         start = perf_counter()
         s = self.settings
         if s.method == "approx":  # `flows` are encoded, flattened
-            encoded = np.stack(flows)
-            coefficients = approx_rank_pool_coefficients(len(encoded))[None]
+            coefficients = approx_rank_pool_coefficients(len(flows))[None]
             combined = combine_window_flows(
-                lambda columns: encoded[:, columns], encoded.shape[1], coefficients
+                lambda columns: np.stack([flow[columns] for flow in flows]),
+                flows[0].shape[0],
+                coefficients,
+                step=POOL_STEP,
             )
             window = combined.reshape(*self.size[::-1], 2)
         else:
