@@ -107,7 +107,6 @@ def test_streaming_dynamic_flow_equals_the_dynamic_flow_cache(project):
             make_flow_estimator(flow["method"], flow[flow["method"]]),
             tuple(flow["size"]),
             DynamicFlowSettings.from_params(params),
-            timings={},
         )
         maps = []
         for frame in load_frames(frames_path, key):

@@ -46,7 +46,6 @@ class DynamicFlowWindow:
         estimator: FlowEstimator,
         size: tuple[int, int],
         settings: DynamicFlowSettings,
-        timings: dict[str, float],
     ):
         self.estimator, self.size, self.settings = estimator, size, settings
         self.scale = resolve_output_scale(settings.method, settings.output_scale)
@@ -57,9 +56,7 @@ class DynamicFlowWindow:
         self.last: np.ndarray | None = None  # the map of the last full window
         self.pooling: deque[Future] = deque()  # maps being pooled, in frame order
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rank-pool")
-        self.timings = timings
-        timings.setdefault("flow", 0.0)
-        timings.setdefault("dynamic_flow", 0.0)
+        self.timings = {"flow": 0.0, "dynamic_flow": 0.0}
 
     @property
     def latency(self) -> int:
@@ -101,7 +98,8 @@ class DynamicFlowWindow:
         """The pooled maps, oldest first, leaving the newest `keep` still running."""
         due = []
         while len(self.pooling) > keep:
-            self.last = self.pooling.popleft().result()
+            self.last = self.pooling[0].result()  # (dropped only once done: Ctrl-C may come)
+            self.pooling.popleft()
             due.append((self.next, self.last))
             self.next += 1
         return due

@@ -10,7 +10,7 @@ as when run alone.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -39,6 +39,7 @@ class FusedStreamScorer(StreamScorer):
         self.pending: dict[str, dict[int, ScoredFrame]] = {part: {} for part in self.order}
         self.next = 0
         self.pool = ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="fused-part")
+        self.running: dict[str, Future] = {}
 
     @property
     def timings(self) -> dict[str, float]:
@@ -49,12 +50,16 @@ class FusedStreamScorer(StreamScorer):
         return total
 
     def push(self, frame: np.ndarray) -> list[ScoredFrame]:
-        work = {part: self.pool.submit(self.parts[part].push, frame) for part in self.order}
+        self.running = {part: self.pool.submit(self.parts[part].push, frame) for part in self.order}
         for part in self.order:
-            self._collect(part, work[part].result())
+            self._collect(part, self.running[part].result())
+        self.running = {}
         return self._ready()
 
     def finish(self) -> list[ScoredFrame]:
+        for part, work in self.running.items():  # pushes a Ctrl-C left running
+            self._collect(part, work.result())
+        self.running = {}
         for part in self.order:
             self._collect(part, self.parts[part].finish())
         self.pool.shutdown()

@@ -44,16 +44,18 @@ class GmfcStreamScorer(StreamScorer):
         self.size = tuple(settings["size"])
         self.static_mode = settings["static_patches"] == "mode"
         self.floor = mode_energy(model)
-        self.timings: dict[str, float] = {"model": 0.0, "frames": 0.0}
-        if motion is not None:
-            motion.timings = self.timings
-            self.timings.update(flow=0.0, dynamic_flow=0.0)
+        self.own_timings = {"model": 0.0, "frames": 0.0}
         self.latency = motion.latency if motion is not None else int(self.static_mode)
         self.count = 0
         self.previous_gray: np.ndarray | None = None
         self.moving: dict[int, np.ndarray] = {}  # frame index -> (rows, cols) bool, until scored
         self.inputs: dict[int, np.ndarray] = {}  # frame index -> model input, until scored
         self.next = 0  # the next frame to return
+
+    @property
+    def timings(self) -> dict[str, float]:
+        motion = self.motion.timings if self.motion is not None else {}
+        return {**self.own_timings, **motion}
 
     def push(self, frame: np.ndarray) -> list[ScoredFrame]:
         index, self.count = self.count, self.count + 1
@@ -88,7 +90,7 @@ class GmfcStreamScorer(StreamScorer):
             if index == 1:
                 self.moving[0] = moving[0]
             self.moving[index] = moving[1]
-        self.timings["frames"] += perf_counter() - start
+        self.own_timings["frames"] += perf_counter() - start
 
     def _energy_map(self, frames: np.ndarray, moving: np.ndarray | None) -> np.ndarray:
         """The (rows, cols) energy map of one frame (1, H, W, 3); with `moving`, static
@@ -103,7 +105,7 @@ class GmfcStreamScorer(StreamScorer):
             if moving.any():
                 patches = np.ascontiguousarray(grid[moving])
                 maps[moving] = energies(self.model, patches, s["batch_size"], s["device"])
-        self.timings["model"] += perf_counter() - start
+        self.own_timings["model"] += perf_counter() - start
         return maps
 
     def _ready(self) -> list[ScoredFrame]:
@@ -135,6 +137,5 @@ def gmfc_vae_scorer(method: Method, model_dir: Path, params: dict) -> GmfcStream
         make_flow_estimator(flow_method, flow.mapping(flow_method)),
         flow.size("size"),
         DynamicFlowSettings.from_params(params),
-        timings={},
     )
     return GmfcStreamScorer(model, settings, motion)
