@@ -117,3 +117,34 @@ def test_streaming_dynamic_flow_equals_the_dynamic_flow_cache(project):
         assert [index for index, _ in maps] == list(range(len(expected)))
         differing = np.count_nonzero(np.stack([m for _, m in maps]) != expected)
         assert differing == 0, f"{key}: {differing} of {expected.size} values differ"
+
+
+def test_ctrl_c_while_the_fused_model_waits_for_its_motion_window(project, tmp_path):
+    """Interrupted after 10 frames, while the motion stream still waits for the windows of the
+    last 7 (window 6, + 1): those are scored as at the end of a video, and every output holds
+    all 10 frames."""
+    from test_serve_score import interrupted_frames
+
+    from vad.serve.loop import score_source
+    from vad.serve.scorers.build import build_scorer
+    from vad.serve.source import Source
+
+    bundle = load_bundle(project / "bundle")
+    frames_path = project / "data" / "interim" / "frames.h5"
+    gray = load_frames(frames_path, video_keys(frames_path, "test")[0])
+    source = Source("live", "test", 25.0, interrupted_frames(np.repeat(gray, 3, -1), after=10))
+    run = score_source(
+        source,
+        build_scorer(bundle, "gmfc_vae"),
+        bundle.entry("gmfc_vae"),
+        bundle.params,
+        bundle.manifest["training_frames"],
+        bundle.manifest["serve"],
+        tmp_path,
+        progress=False,
+    )
+    assert run.interrupted and run.frames == run.scored == 10
+    with open(tmp_path / "live.csv", newline="") as f:
+        assert [int(row["frame"]) for row in csv.DictReader(f)] == list(range(10))
+    capture = cv2.VideoCapture(str(tmp_path / "live.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
