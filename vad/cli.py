@@ -76,6 +76,9 @@ def score(args: argparse.Namespace) -> None:
         runs = score_input(args.input, args.bundle, args.out, method=args.method)
     except StreamingUnsupported as error:
         raise ValueError(str(error)) from error
+    except KeyboardInterrupt:  # before the first frame: once scoring, the loop handles Ctrl-C
+        print("vad score: interrupted before scoring began", file=sys.stderr)
+        sys.exit(130)
     for run in runs:
         events = len(run.events)
         print(
