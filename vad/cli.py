@@ -1,5 +1,6 @@
 """The `vad` command for what is not a DVC stage: `info` (dataset summary), `bench`
-(preprocessing throughput), `benchmark` (every enabled method on a real dataset through DVC),
+(preprocessing and scoring throughput), `export` and `score` (a run bundle, and new footage
+scored with it), `benchmark` (every enabled method on a real dataset through DVC),
 and `experiments` (the paper's Table V and VI runs as queued DVC experiments)."""
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def info(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
+    if args.what != "score" and args.name is None:
+        raise ValueError(f"vad bench {args.what} needs a dataset name and root")
     if args.what == "objects":  # default out: reports/<name>/objects.json
         from vad.bench.objects import run_objects_benchmark
 
@@ -48,10 +51,16 @@ def bench(args: argparse.Namespace) -> None:
     if args.what == "velocity":
         from vad.bench.velocity import run_velocity_benchmark
 
-        caches = {"frames": args.frames, "flow": args.flow, "objects": args.objects}
+        caches = {"frames": args.frames_h5, "flow": args.flow_h5, "objects": args.objects_h5}
         report = run_velocity_benchmark(
             args.name, args.root, out=out, caches=caches, ablation=not args.no_ablation
         )
+        print(json.dumps(report, indent=2))
+        return
+    if args.what == "score":
+        from vad.bench.score import run_score_benchmark
+
+        report = run_score_benchmark(args.bundle, out=out, frames=args.frames, recipe=args.recipe)
         print(json.dumps(report, indent=2))
         return
     from vad.bench.motion import run_motion_benchmark
@@ -66,6 +75,35 @@ def bench(args: argparse.Namespace) -> None:
         measure_tvl1_default=args.measure_tvl1_default,
     )
     print(json.dumps(report, indent=2))
+
+
+def export(args: argparse.Namespace) -> None:
+    from vad.serve.export import export_bundle
+
+    path = export_bundle(args.dir, methods=args.method or None, rev=args.rev)
+    print(f"vad export: run bundle written to {path}")
+
+
+def score(args: argparse.Namespace) -> None:
+    from vad.methods.base import StreamingUnsupported
+    from vad.serve.command import score_input
+
+    try:
+        runs = score_input(args.input, args.bundle, args.out, method=args.method)
+    except StreamingUnsupported as error:
+        raise ValueError(str(error)) from error
+    except KeyboardInterrupt:  # before the first frame: once scoring, the loop handles Ctrl-C
+        print("vad score: interrupted before scoring began", file=sys.stderr)
+        sys.exit(130)
+    for run in runs:
+        events = len(run.events)
+        print(
+            f"vad score: {run.name}: {run.scored} of {run.frames} frames scored at "
+            f"{run.fps:.1f} fps, {events} event(s) -> {args.out}"
+        )
+    if any(run.interrupted for run in runs):
+        print("vad score: interrupted; the outputs hold the frames scored so far", file=sys.stderr)
+        sys.exit(130)
 
 
 def benchmark(args: argparse.Namespace) -> None:
@@ -119,13 +157,13 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("bench", help="benchmarks writing JSON under reports/bench/")
     p.add_argument(
         "what",
-        choices=["motion", "decode", "objects", "velocity"],
+        choices=["motion", "decode", "objects", "velocity", "score"],
         help="motion: flow and dynamic-flow throughput; decode: cost and reach of the corrupt-"
         "JPEG check; objects: the objects stage's anomalous-object recall, boxes and time per "
         "frame (reports/<name>/objects.json); velocity: the velocity method's fit and scoring "
-        "times and an attribute ablation",
+        "times and an attribute ablation; score: `vad score` frames per second per method",
     )
-    p.add_argument("name", choices=DATASET_NAMES)
+    p.add_argument("name", nargs="?", choices=DATASET_NAMES, help="dataset (not for score)")
     p.add_argument("root", nargs="?", default="")
     p.add_argument("--layout", default="auto")
     p.add_argument("--out", default=None, help="default reports/bench/<what>.json")
@@ -133,9 +171,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0, help="decode: random seed")
     for cache in ("frames", "flow", "objects"):
         p.add_argument(
-            f"--{cache}", default=None, help=f"velocity: an existing {cache} cache to reuse"
+            f"--{cache}-h5", default=None, help=f"velocity: an existing {cache} cache to reuse"
         )
     p.add_argument("--no-ablation", action="store_true", help="velocity: skip the ablation")
+    p.add_argument(
+        "--run", dest="bundle", default="bundle", help="score: the bundle timed"
+    )
+    p.add_argument("--frames", type=int, default=300, help="score: frames timed per frame size")
+    p.add_argument("--recipe", default="", help="score: how the bundle was made (recorded)")
     p.add_argument(
         "--videos", type=int, default=0, help="limit to the first N videos (0 = the whole dataset)"
     )
@@ -152,6 +195,25 @@ def main(argv: list[str] | None = None) -> None:
         "(about 40 minutes for Ped2 on 2 cores) instead of extrapolating its time",
     )
     p.set_defaults(run=bench)
+
+    p = commands.add_parser(
+        "export", help="write a run bundle (models, params, statistics) for `vad score`"
+    )
+    p.add_argument("dir", help="the bundle folder to write")
+    p.add_argument("--rev", default=None, help="a git revision or DVC experiment name")
+    p.add_argument(
+        "--method", action="append", default=[], help="a method or fused model (repeatable)"
+    )
+    p.set_defaults(run=export)
+
+    p = commands.add_parser(
+        "score", help="score a video, a folder, a camera index or a stream URL with a bundle"
+    )
+    p.add_argument("input", help="video file, folder of videos or frames, camera index or URL")
+    p.add_argument("--run", dest="bundle", required=True, help="the run bundle (`vad export`)")
+    p.add_argument("--method", default=None, help="default: the bundle's first scorer")
+    p.add_argument("--out", required=True, help="folder for the scores, events and videos")
+    p.set_defaults(run=score)
 
     p = commands.add_parser(
         "benchmark",

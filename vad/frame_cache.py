@@ -68,6 +68,11 @@ def convert_color(frame_rgb: np.ndarray, color: str) -> np.ndarray:
     return frame_rgb
 
 
+def stored_frame(frame_rgb: np.ndarray, color: str, size: tuple[int, int] | None) -> np.ndarray:
+    """One decoded H×W×3 RGB frame as the frame cache stores it: `color`, at `size`."""
+    return resize_frames(convert_color(frame_rgb, color)[None], size)[0]
+
+
 def write_video(
     group: h5py.Group, video: Video, color: str, size: tuple[int, int] | None, bar: ProgressBar
 ) -> None:
@@ -86,7 +91,7 @@ def write_video(
     )
     digest = IncrementalDigest(np.uint8, shape)
     for index, frame in enumerate(video.frames()):
-        stored = resize_frames(convert_color(frame, color)[None], size)[0]
+        stored = stored_frame(frame, color, size)
         frames[index] = stored
         digest.update(stored)
         bar.update(1)
@@ -158,6 +163,14 @@ def load_frames(
         if key not in f:
             raise KeyError(f"{path}: no video '{key}'")
         frames = read_dataset(f[key]["frames"])
+    return convert_frames(frames, size, color)
+
+
+def convert_frames(
+    frames: np.ndarray, size: tuple[int, int] | None = None, color: str | None = None
+) -> np.ndarray:
+    """Stored T×H×W×C uint8 frames as a model reads them: converted (gray <-> rgb), then
+    resized to `size`."""
     if color == "gray" and frames.shape[-1] == 3:
         frames = np.stack([cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in frames])[..., None]
     elif color == "rgb" and frames.shape[-1] == 1:

@@ -98,6 +98,32 @@ def map_statistics(scores: ScoreSet) -> tuple[float, float]:
     return float(values.mean()), float(max(values.std(), 1e-12))
 
 
+def part_statistics(
+    parts: dict[str, ScoreSet], normalize: str
+) -> tuple[bool, dict[str, tuple[float, float]]]:
+    """Whether the parts fuse on maps, and each part's (mean, std) for `normalize`."""
+    on_maps = _same_maps(parts)
+    if normalize == "zscore":
+        stats = {
+            part: map_statistics(scores) if on_maps else scores.train_statistics()
+            for part, scores in parts.items()
+        }
+    else:
+        stats = dict.fromkeys(parts, (0.0, 1.0))
+    return on_maps, stats
+
+
+def weighted_sum(
+    values: list[np.ndarray], weights: list[float], stats: list[tuple[float, float]]
+) -> np.ndarray:
+    """sum_i weights[i] (values[i] - mean_i) / std_i: eq. 18 over normalised parts."""
+    total = None
+    for value, weight, (mean, std) in zip(values, weights, stats, strict=True):
+        term = weight * (value - mean) / std
+        total = term if total is None else total + term
+    return total
+
+
 def _same_maps(parts: dict[str, ScoreSet]) -> bool:
     shapes = {
         video.score_maps.shape[1:] if video.score_maps is not None else None
@@ -125,25 +151,16 @@ def fuse(
             f"{name}: the parts {order} score different test videos: "
             f"{sorted(set.union(*tests) - set.intersection(*tests))}"
         )
-    on_maps = _same_maps(parts)
-    if normalize == "zscore":
-        stats = {
-            part: map_statistics(parts[part]) if on_maps else parts[part].train_statistics()
-            for part in order
-        }
-    else:
-        stats = dict.fromkeys(order, (0.0, 1.0))
+    on_maps, stats = part_statistics(parts, normalize)
 
     def combine(videos: list[VideoScores], video: str) -> VideoScores:
         values = [v.score_maps if on_maps else v.frame_scores for v in videos]
         if len({value.shape for value in values}) != 1:
             shapes = dict(zip(order, (value.shape for value in values), strict=True))
             raise ValueError(f"{name}, video {video}: the parts' scores differ in shape {shapes}")
-        total = None
-        for part, value in zip(order, values, strict=True):
-            mean, std = stats[part]
-            term = weights[part] * (value - mean) / std
-            total = term if total is None else total + term
+        total = weighted_sum(
+            values, [weights[part] for part in order], [stats[part] for part in order]
+        )
         if on_maps:
             return VideoScores(
                 total.reshape(len(total), -1).max(axis=1), total, videos[0].frame_indices

@@ -10,6 +10,13 @@ stages, `prepare@<name>` -> `train@<name>` -> `score@<name>`:
     history = method.train(prepared, settings["train"], model_dir, workdir)
     scores = method.score(inputs, prepared, model_dir, settings["score"])  # -> ScoreSet
 
+Scoring new footage outside the pipeline (`vad score`, vad/serve) goes through one optional
+hook, `method.stream_scorer(model_dir, params)`: a `StreamScorer` that is pushed one frame at a
+time and returns the frames it can score by then. A method offers it by naming its factory in
+`streaming` ("module:function", like the registry's entries, so that the streaming code is no
+part of the code digest of the method's pipeline stages); the default raises
+`StreamingUnsupported`.
+
 `settings` validates its params sections (errors name the key) and returns plain JSON values
 per stage kind, so a change re-runs only the stages whose settings changed; `inputs` names the
 shared caches that prepare and score read (`frames`, `dynflow`, ...). Adding a method is one
@@ -20,8 +27,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from vad.scores import ScoreSet
 
@@ -44,6 +54,41 @@ class Inputs:
         return self.paths[name]
 
 
+class ScoredFrame(NamedTuple):
+    """The score of one frame of a stream: its index, frame score and score map (or None)."""
+
+    index: int
+    score: float
+    score_map: np.ndarray | None
+
+
+class StreamScorer(ABC):
+    """Scores a stream frame by frame with bounded memory (a window of recent frames).
+
+    `push` takes the next frame as the frame cache stores it (H×W×C uint8, the training run's
+    `frames.color` and size) and returns the frames scored by then, in order; `finish` scores
+    the frames still waiting once the stream has ended. Frame t's score is returned once frame
+    t + `latency` has been pushed, or by `finish`; the scores equal those of the pipeline's
+    score stage on the same frames (see each scorer for its start-of-stream rule).
+    `timings` accumulates seconds per part of the work (e.g. "flow", "model").
+    """
+
+    latency: int = 0
+    timings: dict[str, float]
+
+    @abstractmethod
+    def push(self, frame: np.ndarray) -> list[ScoredFrame]:
+        """Add the next frame; return the frames that can now be scored."""
+
+    @abstractmethod
+    def finish(self) -> list[ScoredFrame]:
+        """The stream has ended: score every frame still waiting."""
+
+
+class StreamingUnsupported(NotImplementedError):
+    """The method has no streaming scorer."""
+
+
 class Method(ABC):
     """One scorer: validated settings from params.yaml, then prepare -> train -> score."""
 
@@ -55,6 +100,8 @@ class Method(ABC):
     sections: tuple[str, ...] = ()
     # dataset -> params overrides that make up its documented CPU budget (`make benchmark`)
     budgets: Mapping[str, Mapping[str, Any]] = {}
+    # "module:function(method, model_dir, params) -> StreamScorer", or None (no streaming)
+    streaming: str | None = None
 
     @abstractmethod
     def settings(self, params: dict) -> dict[str, Settings]:
@@ -77,3 +124,15 @@ class Method(ABC):
     ) -> ScoreSet:
         """Frame scores (and score maps) of every test video, and of training videos for
         normalisation statistics."""
+
+    def stream_scorer(self, model_dir: Path, params: dict) -> StreamScorer:
+        """A scorer of new footage with the model trained in `model_dir` under the full
+        params.yaml `params` it was trained with (the one optional hook; see the module
+        docstring)."""
+        if self.streaming is None:
+            raise StreamingUnsupported(
+                f"method {self.name!r} does not support streaming scoring (`vad score`): "
+                "it names no `streaming` factory"
+            )
+        module, attribute = self.streaming.split(":")
+        return getattr(import_module(module), attribute)(self, Path(model_dir), params)

@@ -66,9 +66,14 @@ def dynamic_flows(
     `flows` is (N, H, W, 2) for the N = T - 1 consecutive frame pairs; `scale` defaults to
     DEFAULT_OUTPUT_SCALE[method]; `name` identifies the video in error messages.
     """
-    scale = DEFAULT_OUTPUT_SCALE.get(method) if scale is None else scale
+    scale = resolve_output_scale(method, scale)
     windows, frame_window = window_dynamic_flows(flows, window, method, C, a, b, name, tol)
     return quantize_dynamic_flow(windows, scale)[frame_window]
+
+
+def resolve_output_scale(method: str, scale: float | None) -> float | None:
+    """The output scale s used: `scale`, or DEFAULT_OUTPUT_SCALE[method] when it is None."""
+    return DEFAULT_OUTPUT_SCALE.get(method) if scale is None else scale
 
 
 def dynamic_flows_raw(
@@ -155,12 +160,15 @@ def window_mean_grams(band: np.ndarray, num_windows: int, length: int) -> np.nda
     return sums / np.multiply.outer(counts, counts)
 
 
-def combine_window_flows(encode: Encoder, dim: int, coefficients: np.ndarray) -> np.ndarray:
-    """d_w = sum_tau coefficients[w, tau] e_{w + tau} for every window w, (W, dim) float32."""
+def combine_window_flows(
+    encode: Encoder, dim: int, coefficients: np.ndarray, step: int = _COLUMN_CHUNK
+) -> np.ndarray:
+    """d_w = sum_tau coefficients[w, tau] e_{w + tau} for every window w, (W, dim) float32,
+    `step` columns at a time (element-wise work: the step does not change the result)."""
     num_windows, length = coefficients.shape
     combined = np.empty((num_windows, dim), dtype=np.float32)
-    for start in range(0, dim, _COLUMN_CHUNK):
-        columns = slice(start, start + _COLUMN_CHUNK)
+    for start in range(0, dim, step):
+        columns = slice(start, start + step)
         chunk = encode(columns)
         total = np.zeros((num_windows, chunk.shape[1]))
         term = np.empty_like(total)
@@ -200,6 +208,11 @@ def _solve_named(grams: np.ndarray, C: float, tol: float, name: str) -> RankSVMS
     return solution
 
 
+def encode_flows(flows: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Flows (flattened or not) -> their encoding clip(a f + b, 0, 255) as float64 (step 1)."""
+    return np.clip(flows.astype(np.float64) * a + b, 0.0, 255.0)
+
+
 def _encoder(matrix: np.ndarray, a: float, b: float) -> Encoder:
     """columns -> encoded flows clip(a f + b, 0, 255) minus their mean over the video, float64.
 
@@ -208,7 +221,7 @@ def _encoder(matrix: np.ndarray, a: float, b: float) -> Encoder:
     """
 
     def encode(columns: slice) -> np.ndarray:
-        chunk = np.clip(matrix[:, columns].astype(np.float64) * a + b, 0.0, 255.0)
+        chunk = encode_flows(matrix[:, columns], a, b)
         return chunk - chunk.mean(axis=0)
 
     return encode

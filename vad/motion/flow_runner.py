@@ -109,7 +109,12 @@ def compute_video_flow(
     """Read one video, make it gray at `size`, return its (T-1)×h×w×2 float16 flows."""
     where = f"{frames_path}: video '{key}'"
     gray = prepare_frames(read_frames(frames_path, key), size, where=where)
-    return video_flows(gray, estimator, on_pair).astype(np.float16)
+    return as_stored(video_flows(gray, estimator, on_pair))
+
+
+def as_stored(flows: np.ndarray) -> np.ndarray:
+    """Flows as flow.h5 stores them (float16), which is what the dynamic flow is computed from."""
+    return flows.astype(np.float16)
 
 
 # ---------------------------------------------------------------------------------------------

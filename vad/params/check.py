@@ -23,9 +23,10 @@ from vad.params.dynamic_flow import dynamic_flow_settings
 from vad.params.evaluate import evaluate_settings
 from vad.params.flow import flow_settings
 from vad.params.objects import objects_settings
+from vad.params.serve import serve_settings
 
 SHARED_SECTIONS = (
-    "methods", "data", "frames", "flow", "dynamic_flow", "objects", "fuse", "evaluate"
+    "methods", "data", "frames", "flow", "dynamic_flow", "objects", "fuse", "evaluate", "serve"
 )
 
 
@@ -64,6 +65,7 @@ def check_params(params: dict) -> list[str]:
     checks += [
         ("fuse", lambda: fuse_settings(params, method_names())),
         ("evaluate", lambda: evaluate_settings(params)),
+        ("serve", lambda: serve_settings(params)),
     ]
     errors: list[str] = []
     for _, check in checks:

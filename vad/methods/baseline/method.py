@@ -27,6 +27,7 @@ class Baseline(Method):
     name = "baseline"
     package = "vad.methods.baseline"
     inputs = ("frames",)
+    streaming = "vad.serve.scorers.baseline:baseline_scorer"
 
     def settings(self, params: dict) -> dict[str, Settings]:
         section = Section(params, "baseline")
@@ -61,8 +62,7 @@ class Baseline(Method):
     def score(
         self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings
     ) -> ScoreSet:
-        with open_cache(model_dir / MODEL_FILE) as f:
-            model = BaselineModel(mean=read_dataset(f["mean"]), std=read_dataset(f["std"]))
+        model = read_model(model_dir)
         with open_cache(prepared) as f, np.errstate(all="raise"):
             grid = _grid(dict(f.attrs))
             result = ScoreSet(
@@ -86,6 +86,12 @@ def _grid_of(section: Section) -> dict:
             "in width and height: the energy cells tile the frame",
         )
     return grid
+
+
+def read_model(model_dir: Path) -> BaselineModel:
+    """The per-cell statistics that `train` wrote to `model_dir`."""
+    with open_cache(model_dir / MODEL_FILE) as f:
+        return BaselineModel(mean=read_dataset(f["mean"]), std=read_dataset(f["std"]))
 
 
 def _grid(attrs: dict) -> dict:

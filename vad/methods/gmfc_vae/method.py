@@ -57,6 +57,7 @@ class GmfcVaeStream(Method):
     """GMFC-VAE trained on one stream (`rgb` frames or `dynflow` dynamic flows)."""
 
     package = "vad.methods.gmfc_vae"
+    streaming = "vad.serve.scorers.gmfc_vae:gmfc_vae_scorer"
     budgets = {"ped2": CPU_BUDGET_PED2}
     sections = ("patches", "gmfc_vae")
 

@@ -76,6 +76,14 @@ def moving_patches(
 ) -> np.ndarray:
     """(T, rows, cols) bool: grid patches with enough moving pixels (frame difference test)."""
     gray = load_frames(frames_path, key, size, color="gray")[..., 0]
+    return moving_grid(gray, patch, motion_threshold, min_moving_pixels)
+
+
+def moving_grid(
+    gray: np.ndarray, patch: int, motion_threshold: float, min_moving_pixels: int
+) -> np.ndarray:
+    """(T, H, W) uint8 gray frames -> (T, rows, cols) bool: scoring-grid patches with at least
+    `min_moving_pixels` moving pixels (frame 0 compared with frame 1, as everywhere)."""
     counts = moving_counts(moving_pixels(gray, motion_threshold), patch, patch)
     return counts >= min_moving_pixels
 

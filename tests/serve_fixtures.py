@@ -1,0 +1,78 @@
+"""A small trained run for the serve tests, built in-process in a second or two: the baseline
+method on a tiny synthetic scene, laid out as `dvc repro` lays out a run (params.yaml,
+data/interim/frames.h5, data/models/baseline, data/scores/baseline.h5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from vad.datasets import open_dataset
+from vad.frame_cache import write_frame_cache
+from vad.methods.base import Inputs
+from vad.methods.baseline.method import BASELINE
+from vad.scores import write_scores
+
+REPO = Path(__file__).resolve().parents[1]
+SCENE = {
+    "seed": 5,
+    "width": 112,
+    "height": 84,
+    "train_videos": 2,
+    "test_videos": 1,
+    "frames_per_video": 16,
+}
+
+
+def baseline_run(root: Path, color: str = "gray") -> Path:
+    """A run folder with a trained baseline whose frames were stored in `color`."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["methods"] = ["baseline"]
+    params["data"]["synthetic"] = dict(SCENE)
+    params["frames"]["color"] = color
+    params["baseline"] = {"size": [112, 84], "patch": 28}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    frames = root / "data" / "interim" / "frames.h5"
+    dataset = open_dataset("synthetic", None, options=SCENE)
+    write_frame_cache(dataset, frames, root / "data/interim/ground_truth.h5", color, progress=False)
+    settings = BASELINE.settings(params)
+    inputs = Inputs({"frames": frames})
+    prepared = root / "data" / "prepared" / "baseline.h5"
+    BASELINE.prepare(inputs, settings["prepare"], prepared)
+    model_dir = root / "data" / "models" / "baseline"
+    model_dir.mkdir(parents=True)
+    BASELINE.train(prepared, settings["train"], model_dir, root / "work")
+    scores = BASELINE.score(inputs, prepared, model_dir, settings["score"])
+    write_scores(root / "data" / "scores" / "baseline.h5", scores)
+    return root
+
+
+def scene_frames(frames: int = 20, size: tuple[int, int] = (112, 84), seed: int = 9) -> np.ndarray:
+    """T×H×W×3 uint8 RGB frames of a synthetic test clip (new footage for the run)."""
+    options = {**SCENE, "seed": seed, "width": size[0], "height": size[1]}
+    options.update(train_videos=0, frames_per_video=frames)
+    return np.stack(list(open_dataset("synthetic", None, options=options).test[0].frames()))
+
+
+def write_avi(path: Path, frames: np.ndarray, fps: float = 25.0) -> Path:
+    """RGB frames as an MJPG AVI file."""
+    height, width = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def video_frame_count(path: Path) -> int:
+    """Frames OpenCV decodes from `path` (asserting it opens)."""
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened(), f"{path} does not open"
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
