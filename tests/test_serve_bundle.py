@@ -110,3 +110,17 @@ def test_a_missing_or_truncated_manifest_is_named(bundle):
     manifest.unlink()
     with pytest.raises(BundleError, match=r"manifest\.json: missing"):
         load_bundle(bundle)
+
+
+def test_a_method_that_cannot_stream_is_left_out_or_refused(run, tmp_path, capsys):
+    params = yaml.safe_load((run / "params.yaml").read_text())
+    params["methods"] = ["baseline", "velocity"]  # velocity has no streaming scorer
+    copy = tmp_path / "run"
+    copy.mkdir()
+    (copy / "data").symlink_to(run / "data")
+    (copy / "params.yaml").write_text(yaml.safe_dump(params))
+    loaded = load_bundle(export_bundle(tmp_path / "bundle", root=copy))
+    assert loaded.manifest["methods"] == ["baseline"]
+    assert "velocity left out" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="velocity: does not support streaming scoring"):
+        export_bundle(tmp_path / "refused", root=copy, methods=["velocity"])

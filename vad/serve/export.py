@@ -24,7 +24,7 @@ import yaml
 from vad.cache import atomic_directory, iter_videos, open_cache
 from vad.config import Section, load_params
 from vad.fusion import map_statistics, part_statistics
-from vad.methods.registry import enabled_methods
+from vad.methods.registry import enabled_methods, get_method
 from vad.params.serve import serve_settings
 from vad.scores import ScoreSet, read_score_attrs, read_scores
 from vad.serve.bundle import FORMAT, MANIFEST, MODELS, PARAMS, VERSION, file_entries
@@ -147,24 +147,36 @@ def export_bundle(
         return _export(Path(out), run, methods, {"commit": commit, "dirty": False, "rev": rev})
 
 
+def _parts(name: str, fused: dict[str, dict]) -> list[str]:
+    """The methods a scorer runs: a fused model's parts, or the method itself."""
+    return list(fused[name]["parts"]) if name in fused else [name]
+
+
 def _export(out: Path, run: Path, chosen: list[str] | None, revision: dict) -> Path:
     params = load_params(run / PARAMS)
     serve = serve_settings(params)
     methods = enabled_methods(params)
     fused = {path.stem: read_score_attrs(path) for path in sorted((run / FUSED).glob("*.h5"))}
     available = [*fused, *methods]
-    chosen = list(chosen or available)
-    unknown = [name for name in chosen if name not in available]
+    unknown = [name for name in chosen or [] if name not in available]
     if unknown:
         raise ValueError(
             f"{run}: no trained method or fused model {', '.join(unknown)}; "
             f"the run has {', '.join(available)}"
         )
-    needed = list(
-        dict.fromkeys(
-            part for name in chosen for part in (fused[name]["parts"] if name in fused else [name])
+    cannot = [name for name in methods if get_method(name).streaming is None]
+    if not chosen:  # every scorer of the run that can stream
+        chosen = [name for name in available if not set(_parts(name, fused)) & set(cannot)]
+        for name in cannot:
+            print(f"vad export: {name} left out: it does not support streaming scoring")
+    refused = [name for name in chosen if set(_parts(name, fused)) & set(cannot)]
+    if refused:
+        raise ValueError(
+            f"{', '.join(refused)}: does not support streaming scoring (`vad score`); "
+            f"methods without a streaming scorer: {', '.join(cannot)}"
         )
-    )
+    chosen = list(chosen)
+    needed = list(dict.fromkeys(part for name in chosen for part in _parts(name, fused)))
     scores = {name: _read_run_scores(run / SCORES / f"{name}.h5") for name in needed}
     scorers = {}
     for name in chosen:
