@@ -31,7 +31,9 @@ from vad.params.check import check_params, with_overrides
 from vad.timing import read_timings
 
 RESULTS = Path("RESULTS.md")
-SHARED_STAGES = ("settings", "frames", "flow", "dynamic_flow", "motion_figures", "inputs")
+SHARED_STAGES = (
+    "settings", "frames", "flow", "dynamic_flow", "objects", "motion_figures", "inputs"
+)  # fmt: skip
 Runner = Callable[..., str]  # (args, env=None, stream=False) -> standard output
 
 
