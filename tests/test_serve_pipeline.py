@@ -18,8 +18,8 @@ import yaml
 from test_pipeline import TINY, dvc, experiments_by_name, new_project, run
 
 from vad.frame_cache import load_frames, video_keys
-from vad.motion.dynflow_runner import DynamicFlowSettings
 from vad.motion.flow import make_flow_estimator
+from vad.params.dynamic_flow import dynamic_flow_settings
 from vad.scores import read_scores
 from vad.serve.bundle import load_bundle
 from vad.serve.command import score_input
@@ -106,7 +106,7 @@ def test_streaming_dynamic_flow_equals_the_dynamic_flow_cache(project):
         window = DynamicFlowWindow(
             make_flow_estimator(flow["method"], flow[flow["method"]]),
             tuple(flow["size"]),
-            DynamicFlowSettings.from_params(params),
+            dynamic_flow_settings(params)[0],
         )
         maps = []
         for frame in load_frames(frames_path, key):
