@@ -506,6 +506,7 @@ def test_frames_corrupt_jpeg_data_as_warning(tmp_path):
 
 
 def test_frames_stage_corrupt_frames_param(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # stages/ as `-m` sees it
     from stages import frames as frames_stage
 
     root = write_frames_layout(tmp_path / "ped2")
