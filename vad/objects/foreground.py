@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
+from vad.motion.frame_difference import absolute_differences
 from vad.objects import boxes as B
 from vad.objects.settings import ObjectSettings
 
@@ -23,12 +24,9 @@ from vad.objects.settings import ObjectSettings
 def difference_masks(gray: np.ndarray, blur: int, threshold: float) -> np.ndarray:
     """T×H×W uint8 -> T×H×W bool: |b(t-1) - b(t)| + |b(t) - b(t+1)| > threshold, b the blurred
     frames (the first and last frame reuse their only neighbour)."""
-    blurred = np.stack([cv2.GaussianBlur(f, (blur, blur), 0) for f in gray]).astype(np.int16)
-    if len(blurred) == 1:
-        return np.zeros(gray.shape, bool)
-    steps = np.abs(np.diff(blurred, axis=0))  # steps[i] = |b(i+1) - b(i)|
-    before = np.concatenate([steps[:1], steps])  # into frame t
-    after = np.concatenate([steps, steps[-1:]])  # out of frame t
+    blurred = np.stack([cv2.GaussianBlur(f, (blur, blur), 0) for f in gray])
+    before = absolute_differences(blurred)  # |b(t) - b(t-1)|, frame 0: to frame 1
+    after = np.concatenate([before[1:], before[-1:]])  # |b(t+1) - b(t)|, the last: to t-1
     return (before + after) > threshold
 
 
