@@ -68,7 +68,7 @@ def main() -> None:
         name: Protocol.from_params(value) for name, value in settings["paper_protocols"].items()
     }
     sources, kinds = score_sets(enabled_methods(params), Path(args.scores), Path(args.fused))
-    from vad.report import write_paper_metrics, write_report  # imports matplotlib
+    from vad.report import write_report  # imports matplotlib
 
     with timed_stage("evaluate"):
         write_report(
@@ -83,13 +83,8 @@ def main() -> None:
             args.summary,
             interpolation=settings["pixel_interpolation"],
             figures_per_video=settings["figures_per_video"],
-        )
-        write_paper_metrics(
-            sources,
-            paper_protocols,
-            args.ground_truth,
-            args.metrics_paper,
-            settings["pixel_interpolation"],
+            paper_protocols=paper_protocols,
+            paper_metrics_path=args.metrics_paper,
         )
     sys.stdout.write(Path(args.summary).read_text())
 

@@ -120,17 +120,23 @@ def write_report(
     summary_path: str,
     interpolation: str = "nearest",
     figures_per_video: int = 1,
+    paper_protocols: dict[str, Protocol] | None = None,
+    paper_metrics_path: str | None = None,
 ) -> dict:
     """Evaluate every score file of `sources` (name -> path, in report order) and write every
     report. `kinds` says what each is ("method", "fused", "part of <fused>"); overlays are drawn
-    for all but the parts of a fused model."""
+    for all but the parts of a fused model. With `paper_metrics_path`, the score sets named in
+    `paper_protocols` are also judged under their paper's own protocol (params
+    `evaluate.paper_protocols`, e.g. the smoothing a paper reports with) into that file, for
+    comparison with the paper's numbers; `metrics_path` keeps the strict protocol shared by all."""
     labels, with_masks = load_ground_truth(ground_truth_path)
     if not labels:
         raise ValueError(f"{ground_truth_path}: the dataset has no ground truth to evaluate")
     masks = {name: load_masks(ground_truth_path, name) for name in sorted(with_masks)}
+    scores = {name: read_scores(path, name) for name, path in sources.items()}
     results = {
-        name: evaluate_model(read_scores(path, name), labels, masks, protocol, interpolation)
-        for name, path in sources.items()
+        name: evaluate_model(score_set, labels, masks, protocol, interpolation)
+        for name, score_set in scores.items()
     }
 
     metrics = {
@@ -154,6 +160,13 @@ def write_report(
         Path(metrics_path).with_name("per_video_auc.json"): json_text(per_video),
         Path(summary_path): summary_table(metrics, kinds),
     }
+    if paper_metrics_path is not None:
+        protocols = paper_protocols or {}
+        paper: dict = {"protocols": {name: p.as_dict() for name, p in protocols.items()}}
+        for name in (name for name in protocols if name in scores):
+            result = evaluate_model(scores[name], labels, masks, protocols[name], interpolation)
+            paper[name] = {k: v for k, v in result.metrics.items() if k != "frame_auc_per_video"}
+        texts[Path(paper_metrics_path)] = json_text(paper)
     with atomic_directory(plots_dir) as plots, atomic_directory(figures_dir) as figures:
         for name, result in results.items():
             fpr, tpr, _ = result.frame_roc
@@ -177,30 +190,6 @@ def write_report(
     for path, text in texts.items():
         with atomic_output(path) as tmp:
             tmp.write_text(text)
-    return metrics
-
-
-def write_paper_metrics(
-    sources: dict[str, str],
-    protocols: dict[str, Protocol],
-    ground_truth_path: str,
-    path: str,
-    interpolation: str = "nearest",
-) -> dict:
-    """Metrics of each method under its paper's own protocol (params `evaluate.paper_protocols`,
-    e.g. the temporal smoothing a paper reports with), for comparison with the paper's numbers;
-    reports/metrics.json keeps the strict protocol shared by all."""
-    labels, with_masks = load_ground_truth(ground_truth_path)
-    masks = {name: load_masks(ground_truth_path, name) for name in sorted(with_masks)}
-    metrics: dict = {"protocols": {name: p.as_dict() for name, p in protocols.items()}}
-    for name, protocol in protocols.items():
-        if name in sources:
-            scores = read_scores(sources[name], name)
-            result = evaluate_model(scores, labels, masks, protocol, interpolation)
-            summary = dict(result.metrics)
-            summary.pop("frame_auc_per_video")
-            metrics[name] = summary
-    write_json(Path(path), metrics)
     return metrics
 
 
