@@ -103,3 +103,45 @@ def test_score_file_round_trip(tmp_path):
     assert back.train_statistics() == pytest.approx((8.0, 3.0))  # frame maxima 5 and 11
     with pytest.raises(FileNotFoundError, match="score stage"):
         read_scores(tmp_path / "missing.h5")
+
+
+def test_static_cells_are_left_out_of_the_fusion_statistics():
+    """GMFC-VAE gives every static patch one constant (`static_value`): 90% of the training cells
+    here. With them, the statistics are the constant's (std tiny, so this stream's moving cells
+    become huge z-scores that swamp the other stream); without them, the moving cells'."""
+    rng = np.random.default_rng(1)
+    floor = -7.0
+    train = np.full((40, 5, 4), floor)
+    moving = rng.random(train.shape) < 0.1
+    train[moving] = rng.normal(50.0, 5.0, moving.sum())
+    test = np.full((3, 5, 4), floor)
+    test[:, 0, 0] = [45.0, 50.0, 70.0]
+    app = _scores("rgb", train, test)
+    app.attrs = {"static_value": floor}
+    mot = _scores("dyn", rng.normal(0, 1, (40, 5, 4)), np.zeros((3, 5, 4)))
+    fused = fuse("both", {"rgb": app, "dyn": mot}, {"rgb": 1.0, "dyn": 1.0})
+    cells = train[moving]
+    dyn = mot.train["a"].score_maps
+    expected = (test[:, 0, 0] - cells.mean()) / cells.std() + (0 - dyn.mean()) / dyn.std()
+    np.testing.assert_allclose(fused.test["t"].score_maps[:, 0, 0], expected)
+    # the moving cells' own z-scores: a normal cell (45, 50) near 0, an anomaly (70) at 4 sigma
+    assert abs(expected[1]) < 1 and expected[2] > 3
+    with_floor = (test[:, 0, 0] - train.mean()) / train.std()
+    assert with_floor[1] > 2  # what the floor did: a normal energy looked anomalous
+    maxima = train.reshape(40, -1).max(1)
+    assert (maxima == floor).any()  # all-static frames exist, and are left out
+    scored = maxima[maxima != floor]
+    assert app.train_statistics() == pytest.approx((scored.mean(), scored.std()))
+
+
+def test_static_value_survives_the_float32_score_file(tmp_path):
+    floor = -7.123456789  # not a float32: the file stores maps as float32
+    train = np.full((4, 2, 2), floor)
+    train[0, 0, 0] = 1.0
+    train[1, 1, 1] = 3.0
+    scores = _scores("m", train, train)
+    scores.attrs = {"static_value": floor}
+    write_scores(tmp_path / "m.h5", scores)
+    back = read_scores(tmp_path / "m.h5")
+    np.testing.assert_array_equal(back.train_values(maps=True), [1.0, 3.0])
+    np.testing.assert_array_equal(back.train_values(), [1.0, 3.0])

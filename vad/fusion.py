@@ -4,7 +4,8 @@ E = alpha·E_app + beta·E_motion, or one method with another.
 Raw scores of different models live on unrelated scales (GMFC-VAE's energies are negative
 log-densities in two different latent spaces), so with `normalize: zscore` every part is first
 standardised with the mean and standard deviation of its own scores on training videos (normal
-data only; no test statistic is used). Then:
+data only; no test statistic is used; cells a part never scores, its `static_value`, are left
+out of its statistics). Then:
 - when every part has score maps of one shape, the fusion is per map cell (the statistics are
   those of the training map cells) and the frame score is the maximum of the fused map, as for
   each part;
@@ -91,10 +92,12 @@ def fuse_settings(params: dict, known: list[str]) -> tuple[dict[str, dict[str, f
 
 
 def map_statistics(scores: ScoreSet) -> tuple[float, float]:
-    """Mean and std of all training map cells of one score set."""
+    """Mean and std of the scored training map cells of one score set: cells holding the set's
+    `static_value` (never scored, one constant) are left out, else a mostly static scene would
+    make the statistics those of the constant."""
     if not scores.train:
         raise ValueError(f"{scores.model}: no training scores to normalize with")
-    values = np.concatenate([v.score_maps.ravel() for v in scores.train.values()])
+    values = scores.train_values(maps=True)
     return float(values.mean()), float(max(values.std(), 1e-12))
 
 

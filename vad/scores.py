@@ -7,6 +7,11 @@ own (`extras`, e.g. `explanation`, (T,) strings shown on the overlay figures). T
 videos may be scored too (all or a subset of their frames, listed in `frame_indices`): their
 statistics normalize test scores.
 File attrs: `settings`, JSON of {"model": name, **attrs} (a fused set lists its `parts`).
+
+Static cells: a method that gives cells it does not score one constant (GMFC-VAE's static
+patches get the prior's mode energy) names it in the attr `static_value`. Those cells and frames
+say nothing about the score distribution, so normalization statistics leave them out
+(`train_values`).
 """
 
 from __future__ import annotations
@@ -40,11 +45,22 @@ class ScoreSet:
     train: dict[str, VideoScores] = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
 
-    def train_statistics(self) -> tuple[float, float]:
-        """Mean and standard deviation of the training frame scores (for z-score normalization)."""
+    def train_values(self, maps: bool = False) -> np.ndarray:
+        """The training frame scores (or, with `maps`, map cells) as float64, without the
+        static cells (`static_value`); all of them when every one is static."""
         if not self.train:
             raise ValueError(f"scores of {self.model!r} hold no training videos")
-        values = np.concatenate([v.frame_scores for v in self.train.values()]).astype(np.float64)
+        parts = [v.score_maps if maps else v.frame_scores for v in self.train.values()]
+        values = np.concatenate([part.ravel() for part in parts]).astype(np.float64)
+        static = self.attrs.get("static_value")
+        if static is None:
+            return values
+        scored = values[values.astype(np.float32) != np.float32(static)]  # stored as float32
+        return scored if scored.size else values
+
+    def train_statistics(self) -> tuple[float, float]:
+        """Mean and standard deviation of the scored training frames (static ones left out)."""
+        values = self.train_values()
         return float(values.mean()), float(max(values.std(), 1e-12))
 
 

@@ -119,6 +119,7 @@ def score_stream(
             "patch": patch,
             "static_patches": static_patches,
             "mode_energy": floor,
+            **({"static_value": floor} if static_patches == "mode" else {}),
         },
     )
     for key in progress_bar(
