@@ -226,8 +226,8 @@ def write_shanghaitech(root: Path) -> Path:
 
 # ShanghaiTech Campus in miniature, several scenes: clips named <scene>_<video> like the release's
 # (training videos 01_001.avi, test clips 01_0014/), each with its own frames (`scene_clip`).
-# Scene 13 has training videos only: the release's test set covers fewer scenes than its
-# training set. Training clip -> length; test clip -> (length, anomalous ranges).
+# Scene 13 has training videos only, as the release's scene 13 is reported to (its test set
+# covers scenes 01-12). Training clip -> length; test clip -> (length, anomalous ranges).
 SCENE_TRAIN = {"01_001": 6, "01_002": 5, "02_001": 4, "04_001": 5, "04_002": 4, "13_001": 4}
 SCENE_TEST = {
     "01_0014": (8, [(3, 5)]),

@@ -2,13 +2,12 @@
 
 Every ShanghaiTech clip is named `<scene>_<video>`: training `01_001.avi`, test `01_0014/` (and
 the same names in the frames layout). `data.scenes` names scenes by number, so "01", "1" and 1
-are all scene 01; that is what YAML makes of them too: an unquoted 01 is read as the integer 1
-and 08 as the string "08", both scene id. Only a 3-digit unquoted id such as 010 is read as an
-octal number (8): quote it or write 10.
+are all scene 01. That suits what YAML makes of them: an unquoted 01 is read as the integer 1
+and 08 as the string "08", and each still names its scene. Only an unquoted id of three digits
+such as 010 is read as an octal number (8): quote it or write 10.
 
-A chosen scene must have clips in both splits (a model trained on a camera is tested on it): the
-release's training set covers more scenes than its test set, and a scene with training videos
-only is refused, naming the scenes that have both.
+A chosen scene must have clips in both splits, since a model trained on a camera is tested on
+it: a scene with training videos only is refused, naming the scenes that have both.
 """
 
 from __future__ import annotations
@@ -77,7 +76,9 @@ def available_scenes(train: set[str], test: set[str]) -> str:
 
 
 def choose_scenes(
-    requested: Sequence[int | str], train_names: Sequence[str], test_names: Sequence[str],
+    requested: Sequence[int | str],
+    train_names: Sequence[str],
+    test_names: Sequence[str],
     source: str | Path,
 ) -> SceneIds:
     """The ids of the scenes `requested` names (numbers or digit strings), given the clip names
