@@ -26,6 +26,7 @@ def main() -> None:
         layout=data["layout"],
         options=data["options"],
         corrupt_frames=data["corrupt_frames"],
+        scenes=data["scenes"],
     )
     write_frame_cache(
         dataset, args.frames, args.ground_truth, color=frames["color"], size=frames["size"]

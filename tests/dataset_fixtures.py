@@ -190,22 +190,80 @@ def write_avenue(root: Path) -> Path:
 SHANGHAITECH_TEST = ("01_0014", "01_0015", "02_0128")
 
 
-def write_shanghaitech(root: Path) -> Path:
-    """training/videos/*.avi, testing/frames/<scene>_<clip>/*.jpg, and the .npy label files."""
-    for clip, length in enumerate(TRAIN_LENGTHS):
-        write_avi(
-            root / "training" / "videos" / f"01_{clip + 1:03d}.avi", clip_frames(10 + clip, length)
-        )
-    for clip, (name, length) in enumerate(zip(SHANGHAITECH_TEST, TEST_LENGTHS, strict=True)):
+def _write_shanghaitech(
+    root: Path,
+    train: dict[str, tuple[int, int]],
+    test: dict[str, tuple[int, int, list[tuple[int, int]]]],
+) -> Path:
+    """ShanghaiTech's release layout: `train` maps a clip name to (frame_rgb clip, length), `test`
+    to (clip, length, anomalous ranges)."""
+    for name, (clip, length) in train.items():
+        write_avi(root / "training" / "videos" / f"{name}.avi", clip_frames(clip, length))
+    for name, (clip, length, ranges) in test.items():
         for index, frame in enumerate(clip_frames(clip, length)):
             write_image(root / "testing" / "frames" / name / f"{index:03d}.jpg", frame)
-        labels = labels_for(TEST_RANGES[clip], length)
+        labels = labels_for(ranges, length)
         for folder, array in (
             ("test_frame_mask", labels.astype(np.int64)),
             ("test_pixel_mask", np.stack([frame_mask(a) > 0 for a in labels]).astype(np.uint8)),
         ):
             (root / "testing" / folder).mkdir(parents=True, exist_ok=True)
             np.save(root / "testing" / folder / f"{name}.npy", array)
+    return root
+
+
+def write_shanghaitech(root: Path) -> Path:
+    """training/videos/*.avi, testing/frames/<scene>_<clip>/*.jpg, and the .npy label files."""
+    train = {f"01_{clip + 1:03d}": (10 + clip, length) for clip, length in enumerate(TRAIN_LENGTHS)}
+    test = {
+        name: (clip, length, ranges)
+        for clip, (name, length, ranges) in enumerate(
+            zip(SHANGHAITECH_TEST, TEST_LENGTHS, TEST_RANGES, strict=True)
+        )
+    }
+    return _write_shanghaitech(root, train, test)
+
+
+# ShanghaiTech Campus in miniature, several scenes: clips named <scene>_<video> like the release's
+# (training videos 01_001.avi, test clips 01_0014/), each with its own frames (`scene_clip`).
+# Scene 13 has training videos only, as the release's scene 13 is reported to (its test set
+# covers scenes 01-12). Training clip -> length; test clip -> (length, anomalous ranges).
+SCENE_TRAIN = {"01_001": 6, "01_002": 5, "02_001": 4, "04_001": 5, "04_002": 4, "13_001": 4}
+SCENE_TEST = {
+    "01_0014": (8, [(3, 5)]),
+    "01_0015": (7, [(1, 2), (6, 7)]),
+    "02_0128": (6, []),
+    "04_0001": (5, [(2, 4)]),
+}
+
+
+def scene_clip(name: str) -> int:
+    """The `frame_rgb` clip number of a clip of `write_shanghaitech_scenes`."""
+    if name in SCENE_TEST:
+        return list(SCENE_TEST).index(name)
+    return 20 + list(SCENE_TRAIN).index(name)
+
+
+def write_shanghaitech_scenes(root: Path, layout: str = "shanghaitech") -> Path:
+    """The SCENE_TRAIN / SCENE_TEST clips in ShanghaiTech's release layout (AVI training videos,
+    JPEG test frames, .npy frame labels and T×H×W pixel masks), or with layout "frames" in the
+    frames layout of the MNAD release (JPEG folders for both splits, PNG masks, no .mat)."""
+    if layout == "shanghaitech":
+        return _write_shanghaitech(
+            root,
+            {name: (scene_clip(name), length) for name, length in SCENE_TRAIN.items()},
+            {name: (scene_clip(name), *truth) for name, truth in SCENE_TEST.items()},
+        )
+    assert layout == "frames", layout
+    lengths = {name: length for name, (length, _) in SCENE_TEST.items()}
+    for split, clips in (("training", SCENE_TRAIN), ("testing", lengths)):
+        for name, length in clips.items():
+            for index, frame in enumerate(clip_frames(scene_clip(name), length)):
+                write_image(root / split / "frames" / name / f"{index:03d}.jpg", frame)
+    for name, (length, ranges) in SCENE_TEST.items():
+        masks = root / "testing" / "masks" / name
+        for index, anomalous in enumerate(labels_for(ranges, length)):
+            write_image(masks / f"{index:03d}.png", frame_mask(anomalous))
     return root
 
 

@@ -116,6 +116,8 @@ def test_every_cache_a_method_reads_is_fingerprinted_by_the_inputs_stage():
 
 def test_frames_depend_on_the_dataset_and_no_stage_on_benchmarks():
     assert "${data.root}" in definition("frames")["deps"]
+    # the whole `data` section, so that a new data.scenes (any data key) re-extracts the frames
+    assert "data" in definition("frames")["params"]
     for name in STAGES:
         assert not [dep for dep in definition(name)["deps"] if dep.startswith("vad/bench")]
         assert "vad.bench" not in {m.rsplit(".", 1)[0] for m in script_closure(script_of(name))}

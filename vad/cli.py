@@ -16,7 +16,7 @@ from vad.datasets.base import DatasetError
 def info(args: argparse.Namespace) -> None:
     """The dataset's JSON summary; with --check, after decoding every frame and mask, with the
     problems found under "problems" (and on stderr), exiting with status 1 if there are any."""
-    dataset = open_dataset(args.name, args.root or None, layout=args.layout)
+    dataset = open_dataset(args.name, args.root or None, layout=args.layout, scenes=args.scenes)
     summary = dataset.summary()
     if not args.check:
         print(json.dumps(summary, indent=2))
@@ -147,6 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("name", choices=DATASET_NAMES)
     p.add_argument("root", nargs="?", default="")
     p.add_argument("--layout", default="auto")
+    p.add_argument(
+        "--scenes",
+        nargs="+",
+        metavar="SCENE",
+        help="shanghaitech: only these scenes' clips (ids such as 01 04), as data.scenes",
+    )
     p.add_argument(
         "--check",
         action="store_true",

@@ -106,7 +106,9 @@ def write_frame_cache(
     size: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> None:
-    """Read every video into frames.h5, and the labels and masks into ground_truth.h5.
+    """Read every video into frames.h5, and the labels and masks into ground_truth.h5. The
+    file attrs `settings` of frames.h5 record the dataset, root, color and size, and the scenes
+    when the clips were chosen by scene (`data.scenes`).
 
     Both files appear together or not at all: the ground truth (every mask loaded and checked
     against its video) is written first, then the frames, each to a staging file renamed only
@@ -115,6 +117,8 @@ def write_frame_cache(
     if color not in COLORS:
         raise ValueError(f"frames color must be one of {COLORS}, got {color!r}")
     settings = {"dataset": dataset.name, "root": str(dataset.root), "color": color, "size": size}
+    if dataset.scenes is not None:  # only then: a whole dataset's cache is as it always was
+        settings["scenes"] = list(dataset.scenes)
     total = sum(v.num_frames for v in dataset.videos)
     with staged_outputs(frames_path, ground_truth_path) as (staged_frames, staged_truth):
         write_ground_truth(dataset, staged_truth)

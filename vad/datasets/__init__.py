@@ -12,6 +12,7 @@ from vad.datasets.avenue import open_avenue
 from vad.datasets.base import Dataset, DatasetError, GroundTruth, Video
 from vad.datasets.frames import open_frames
 from vad.datasets.imageio import CORRUPT_FRAMES, corrupt_frame_warnings
+from vad.datasets.scenes import SCENE_DATASETS, SCENE_LAYOUTS, keep_scenes, requested_scenes
 from vad.datasets.shanghaitech import open_shanghaitech
 from vad.datasets.ucsd import open_ucsd
 from vad.datasets.videos import open_videos
@@ -34,6 +35,7 @@ __all__ = [
     "CORRUPT_FRAMES",
     "DATASET_NAMES",
     "LAYOUTS",
+    "SCENE_DATASETS",
     "Dataset",
     "DatasetError",
     "GroundTruth",
@@ -57,6 +59,7 @@ def open_dataset(
     layout: str = "auto",
     options: dict | None = None,
     corrupt_frames: str = "error",
+    scenes: list[int | str] | tuple[int | str, ...] | None = None,
 ) -> Dataset:
     """Open dataset `name` stored under `root` in `layout` ("auto": detected from the folders).
 
@@ -64,8 +67,10 @@ def open_dataset(
     `corrupt_frames` says what a frame image with corrupt JPEG data is: "error" (a DatasetError
     when it is read) or "warn" (used as decoded; `corrupt_frame_warnings(dataset.videos)` then
     lists them per clip). Video files are decoded by FFmpeg, which is not checked this way.
-    Raises ValueError for an unknown name, layout or corrupt_frames, DatasetError for bad or
-    missing data.
+    `scenes` (ShanghaiTech only; None: all) keeps the training and test clips of those scenes,
+    given as numbers or ids ("01"; see scenes.py).
+    Raises ValueError for an unknown name, layout or corrupt_frames, or scenes for a dataset
+    without, DatasetError for bad or missing data (and a scene the data does not have).
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
@@ -74,6 +79,11 @@ def open_dataset(
     if corrupt_frames not in CORRUPT_FRAMES:
         raise ValueError(
             f"unknown corrupt_frames {corrupt_frames!r}; valid: {', '.join(CORRUPT_FRAMES)}"
+        )
+    if requested_scenes(scenes) is not None and name not in SCENE_DATASETS:
+        raise ValueError(
+            f"dataset {name!r} has no scenes to choose (scenes are for "
+            f"{', '.join(SCENE_DATASETS)}); got scenes {list(scenes)}"
         )
 
     if name == "synthetic":
@@ -90,13 +100,18 @@ def open_dataset(
         raise DatasetError(f"{root}: dataset root folder not found")
     if layout == "auto":
         layout = detect_layout(name, root)
+    if scenes is not None and layout not in SCENE_LAYOUTS:
+        raise ValueError(
+            f"scenes are read from the {' or '.join(SCENE_LAYOUTS)} layout, not {layout!r}"
+        )
     if layout == "frames":  # a benchmark must come with ground truth, a generic folder need not
-        return open_frames(
+        dataset = open_frames(
             root, name, require_labels=name in BENCHMARKS, corrupt_frames=corrupt_frames
         )
+        return dataset if scenes is None else keep_scenes(dataset, scenes)
     if layout == "ucsd":
         return open_ucsd(root, name, corrupt_frames=corrupt_frames)
     if layout == "shanghaitech":
-        return open_shanghaitech(root, name, corrupt_frames=corrupt_frames)
+        return open_shanghaitech(root, name, corrupt_frames=corrupt_frames, scenes=scenes)
     readers = {"avenue": open_avenue, "videos": open_videos}  # video files only
     return readers[layout](root, name)

@@ -67,6 +67,8 @@ class Dataset:
     """A dataset as distributed: training clips (all normal) and test clips with ground truth.
 
     `ground_truth` maps a test video name to its GroundTruth; it is empty for unlabelled footage.
+    `scenes` are the scenes the clips were chosen from (ShanghaiTech's `data.scenes`), or None
+    when the dataset is read whole.
     """
 
     name: str
@@ -74,6 +76,7 @@ class Dataset:
     train: list[Video]
     test: list[Video]
     ground_truth: dict[str, GroundTruth] = field(default_factory=dict)
+    scenes: tuple[str, ...] | None = None
 
     @property
     def videos(self) -> list[Video]:
@@ -89,6 +92,7 @@ class Dataset:
         return {
             "name": self.name,
             "root": str(self.root),
+            "scenes": list(self.scenes) if self.scenes is not None else None,
             "train_videos": len(self.train),
             "train_frames": sum(v.num_frames for v in self.train),
             "test_videos": len(self.test),

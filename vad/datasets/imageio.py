@@ -427,10 +427,14 @@ def video_clip(path: Path, split: str) -> Video:
     )
 
 
-def video_clips(folder: Path, split: str) -> list[Video]:
-    """Every video file in `folder`, sorted by name, named by file stem; at least one."""
+def video_clips(folder: Path, split: str, pattern: str | None = None) -> list[Video]:
+    """Every video file in `folder` (whose stem matches `pattern` in full, if given), sorted by
+    name, named by file stem; at least one."""
     require_dir(folder, f"{split} split")
     paths = list_files(folder, VIDEO_EXTENSIONS)
+    if pattern is not None:
+        regex = re.compile(pattern)
+        paths = [path for path in paths if regex.fullmatch(path.stem)]
     if not paths:
         raise DatasetError(
             f"{folder}: {split} split has no video files ({' '.join(sorted(VIDEO_EXTENSIONS))})"

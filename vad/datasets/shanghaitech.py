@@ -5,17 +5,22 @@
     testing/test_frame_mask/01_0014.npy     T frame labels (0/1)
     testing/test_pixel_mask/01_0014.npy     T×H×W pixel masks (0/1); optional
 
-Pixel masks are memory-mapped at open to check their shape and loaded on demand.
+Clips are named `<scene>_<video>`. With `scenes` (`data.scenes`, see scenes.py) only the clips
+of those scenes are opened, and only their label and mask files are read and counted. Pixel masks
+are memory-mapped at open to check their shape and loaded on demand.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from vad.datasets.base import Dataset, DatasetError, GroundTruth, Video, check_labels, check_masks
 from vad.datasets.imageio import image_clips, list_files, require_dir, video_clips
+from vad.datasets.scenes import choose_scenes, clip_names, scene_pattern
 
 _NPY = frozenset({".npy"})
 
@@ -40,25 +45,39 @@ class NpyMasks:
         return check_masks(self.video, _load_npy(self.path), self.path)
 
 
-def _check_count(folder: Path, test_dir: Path, test: list[Video]) -> None:
-    count = len(list_files(folder, _NPY))
-    if count != len(test):
+def _check_count(folder: Path, test_dir: Path, test: list[Video], pattern: str | None) -> None:
+    """As many .npy files (of the chosen scenes' clips, with `pattern`) as test clips."""
+    files = list_files(folder, _NPY)
+    if pattern is not None:
+        files = [path for path in files if re.fullmatch(pattern, path.stem)]
+    if len(files) != len(test):
+        chosen = " of the chosen scenes" if pattern is not None else ""
         raise DatasetError(
-            f"{folder}: {count} .npy files but {test_dir} has {len(test)} test clips"
+            f"{folder}: {len(files)} .npy files{chosen} but {test_dir} has {len(test)} test "
+            f"clips{chosen}"
         )
 
 
 def open_shanghaitech(
-    root: Path, name: str = "shanghaitech", corrupt_frames: str = "error"
+    root: Path,
+    name: str = "shanghaitech",
+    corrupt_frames: str = "error",
+    scenes: Sequence[int | str] | None = None,
 ) -> Dataset:
-    train = video_clips(root / "training" / "videos", "train")
+    """Read ShanghaiTech as distributed; `scenes` (scene numbers or ids) limits it to those
+    scenes' clips, an unknown scene or one without clips in both splits being a DatasetError."""
+    chosen, pattern = None, None
+    if scenes is not None:
+        chosen = choose_scenes(scenes, *clip_names(root, "shanghaitech"), root)
+        pattern = scene_pattern(chosen)
+    train = video_clips(root / "training" / "videos", "train", pattern)
     test_dir = root / "testing" / "frames"
-    test = image_clips(test_dir, "test", corrupt_frames=corrupt_frames)
+    test = image_clips(test_dir, "test", pattern, corrupt_frames=corrupt_frames)
     label_dir = require_dir(root / "testing" / "test_frame_mask", "ShanghaiTech frame-label")
-    _check_count(label_dir, test_dir, test)
+    _check_count(label_dir, test_dir, test, pattern)
     mask_dir = root / "testing" / "test_pixel_mask"
     if mask_dir.is_dir():
-        _check_count(mask_dir, test_dir, test)
+        _check_count(mask_dir, test_dir, test, pattern)
 
     ground_truth = {}
     for video in test:
@@ -76,4 +95,6 @@ def open_shanghaitech(
                 )
             load_masks = NpyMasks(mask_file, video)
         ground_truth[video.name] = GroundTruth(labels=labels, load_masks=load_masks)
-    return Dataset(name=name, root=root, train=train, test=test, ground_truth=ground_truth)
+    return Dataset(
+        name=name, root=root, train=train, test=test, ground_truth=ground_truth, scenes=chosen
+    )
