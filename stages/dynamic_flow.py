@@ -8,6 +8,7 @@ from vad.cache import exit_on_cache_error
 from vad.config import load_params
 from vad.motion.dynflow_runner import run_dynamic_flow_stage
 from vad.params.dynamic_flow import dynamic_flow_settings
+from vad.params.parallel import parallel_settings
 from vad.timing import timed_stage
 
 
@@ -16,8 +17,11 @@ def main() -> None:
     parser.add_argument("--flow", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    settings, n_jobs = dynamic_flow_settings(load_params())
-    run_dynamic_flow_stage(args.flow, args.out, settings, n_jobs=n_jobs)
+    params = load_params()
+    settings, n_jobs = dynamic_flow_settings(params)
+    run_dynamic_flow_stage(
+        args.flow, args.out, settings, n_jobs=n_jobs, engine=parallel_settings(params)
+    )
 
 
 if __name__ == "__main__":

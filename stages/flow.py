@@ -8,6 +8,7 @@ from vad.cache import exit_on_cache_error
 from vad.config import load_params
 from vad.motion.flow_runner import run_flow_stage
 from vad.params.flow import flow_settings
+from vad.params.parallel import parallel_settings
 from vad.timing import timed_stage
 
 
@@ -16,7 +17,8 @@ def main() -> None:
     parser.add_argument("--frames", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    settings = flow_settings(load_params())
+    params = load_params()
+    settings = flow_settings(params)
     run_flow_stage(
         args.frames,
         args.out,
@@ -24,6 +26,7 @@ def main() -> None:
         options=settings["options"],
         size=settings["size"],
         n_jobs=settings["n_jobs"],
+        engine=parallel_settings(params),
     )
 
 

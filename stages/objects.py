@@ -9,6 +9,7 @@ from vad.cache import exit_on_cache_error
 from vad.config import load_params
 from vad.objects.runner import run_objects_stage
 from vad.params.objects import objects_settings
+from vad.params.parallel import parallel_settings
 from vad.timing import timed_stage
 
 
@@ -17,8 +18,15 @@ def main() -> None:
     parser.add_argument("--frames", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    section = objects_settings(load_params())
-    run_objects_stage(args.frames, args.out, section["settings"], n_jobs=section["n_jobs"])
+    params = load_params()
+    section = objects_settings(params)
+    run_objects_stage(
+        args.frames,
+        args.out,
+        section["settings"],
+        n_jobs=section["n_jobs"],
+        engine=parallel_settings(params),
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""The `dynamic_flow` stage's work: dynamic flow for every video of flow.h5, in parallel,
-resumable per video, written atomically to dynflow.h5 (one (T, H, W, 3) uint8 map per frame).
+"""The `dynamic_flow` stage's work: dynamic flow for every video of flow.h5, in parallel
+(vad.parallel: worker processes or a Dask cluster; videos written in flow.h5's order, so the
+file's bytes do not depend on either), resumable per video, written atomically to dynflow.h5
+(one (T, H, W, 3) uint8 map per frame).
 
 Each dynflow.h5 group carries the flow group's attrs, its own `digest` (of the maps as stored)
 and `input_digest` (the flow video's `digest`): after an interruption, a finished video is kept
@@ -8,6 +10,7 @@ only if its flow still has that digest (a changed `flow.method` recomputes it).
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -29,7 +32,7 @@ from vad.cache import (
     video_key,
 )
 from vad.motion.dynamic_flow import dynamic_flows
-from vad.parallel import map_videos
+from vad.parallel import Engine, map_videos
 from vad.progress import progress as progress_bar
 
 
@@ -70,8 +73,10 @@ def run_dynamic_flow_stage(
     settings: DynamicFlowSettings,
     n_jobs: int = 1,
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> None:
-    """Dynamic flow of every video of `flow_path` into `out_path` (resumable by content, atomic)."""
+    """Dynamic flow of every video of `flow_path` into `out_path` (resumable by content, atomic);
+    `n_jobs` workers of `engine` (default: local processes)."""
     with open_cache(flow_path) as f:
         videos = {
             video_key(split, name): _carried_attrs(group) for split, name, group in iter_videos(f)
@@ -80,7 +85,9 @@ def run_dynamic_flow_stage(
     with ResumableCache(out_path, asdict(settings)) as cache:
         cache.retain(videos)
         todo = [key for key in videos if not cache.is_done(key, input_digests[key])]
-        work = partial(video_dynamic_flow, flow_path=str(flow_path), settings=settings)
+        # absolute: a Dask worker's directory may be another
+        work = partial(video_dynamic_flow, flow_path=str(Path(flow_path).absolute()),
+                       settings=settings)  # fmt: skip
         bar = progress_bar(
             total=len(videos),
             initial=len(videos) - len(todo),
@@ -88,8 +95,11 @@ def run_dynamic_flow_stage(
             unit="video",
             disable=not progress,
         )
-        with bar:
-            for key, maps in map_videos(work, todo, n_jobs):
+        results = map_videos(
+            work, todo, n_jobs, what=f"dynamic flow of {flow_path}", engine=engine
+        )
+        with bar, closing(results):  # closing: a failure stops the workers at once
+            for key, maps in results:
                 group = cache.start(key)
                 chunked_dataset(group, "dynflow", maps, frames_per_chunk=4)
                 group.attrs.update(videos[key])

@@ -1,8 +1,10 @@
 """The flow stage: optical flow for every video of frames.h5 into flow.h5.
 
 Classical methods run in parallel across videos (`n_jobs` spawned worker processes, one OpenCV
-thread each); every worker opens frames.h5 read-only itself and returns float16 flows, and this
-process alone writes the output. FlowNet2 runs in this process, batched on its device.
+thread each, or the workers of a Dask cluster: vad.parallel's `engine`); every worker opens
+frames.h5 read-only itself and returns float16 flows, and this process alone writes the output,
+video by video in the order of frames.h5 whichever worker finishes first. FlowNet2 runs in
+this process, batched on its device.
 The output is resumable per video (`vad.cache.ResumableCache`): after an interruption, a video
 already complete is kept if its frames still have the content digest it was computed from, and
 `out_path` itself appears only once every video is done.
@@ -44,7 +46,7 @@ from vad.motion.flow import (
     resolve_options,
     video_flows,
 )
-from vad.parallel import map_videos
+from vad.parallel import Engine, map_videos
 from vad.progress import progress as progress_bar
 
 FLOWNET2 = "flownet2"
@@ -142,10 +144,17 @@ def _in_process_flows(
 
 
 def _pool_flows(
-    frames_path: Path, keys: list[str], method: str, options: dict, size: Size, n_jobs: int
+    frames_path: Path,
+    keys: list[str],
+    method: str,
+    options: dict,
+    size: Size,
+    n_jobs: int,
+    engine: Engine,
 ) -> Iterator[tuple[str, np.ndarray]]:
-    """Results in completion order from `n_jobs` spawned workers (see vad.parallel)."""
-    task = partial(_worker_task, frames_path=str(frames_path), size=size)
+    """Results in the order of `keys` from `n_jobs` workers of `engine` (see vad.parallel);
+    the workers get frames.h5's absolute path (a Dask worker's directory may be another)."""
+    task = partial(_worker_task, frames_path=str(frames_path.absolute()), size=size)
     return map_videos(
         task,
         keys,
@@ -153,6 +162,7 @@ def _pool_flows(
         initializer=_init_worker,
         initargs=(method, options),
         what=f"flow of {frames_path}",
+        engine=engine,
     )
 
 
@@ -185,12 +195,13 @@ def _produce_flows(
     size: Size,
     n_jobs: int,
     advance: Advance,
+    engine: Engine,
 ) -> Iterator[tuple[str, np.ndarray]]:
     if method == FLOWNET2:
         return _flownet2_flows(frames_path, keys, options, size, advance)
-    if n_jobs == 1 or len(keys) <= 1:
+    if engine.runs_here(n_jobs, len(keys)):
         return _in_process_flows(frames_path, keys, method, options, size, advance)
-    return _pool_flows(frames_path, keys, method, options, size, min(n_jobs, len(keys)))
+    return _pool_flows(frames_path, keys, method, options, size, min(n_jobs, len(keys)), engine)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,12 +216,16 @@ def run_flow_stage(
     size: Size,
     n_jobs: int,
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> Path:
     """Compute the flow of every video of `frames_path` into `out_path` (resumable, atomic).
 
     `size` is (width, height) or None for the native size. With `n_jobs` = 1 (or one video
-    left) the work runs in this process with OpenCV's own threading; the results are the same.
+    left, and no Dask cluster address in `engine`) the work runs in this process with OpenCV's
+    own threading; the results, and the file's bytes, are the same for any n_jobs and engine.
+    FlowNet2 always runs here (on its device).
     """
+    engine = engine or Engine()
     frames_path, out_path = Path(frames_path), Path(out_path)
     if not frames_path.is_file():
         raise FileNotFoundError(f"frame cache not found: {frames_path}")
@@ -235,7 +250,9 @@ def run_flow_stage(
         bar = progress_bar(
             total=total_pairs, unit="pair", desc=f"flow {method}", disable=not progress
         )
-        flows = _produce_flows(frames_path, keys, method, options, size, n_jobs, bar.update)
+        flows = _produce_flows(
+            frames_path, keys, method, options, size, n_jobs, bar.update, engine
+        )
         with bar, closing(flows):  # closing: a failure stops the worker pool at once
             finished_pairs = 0
             for done, (key, flow) in enumerate(flows, start=1):

@@ -2,9 +2,10 @@
 
 Per frame: detector boxes (HOG and/or ONNX, if enabled) filtered as HF2-VAD does (confidence,
 minimum area, covered boxes), then motion-foreground boxes of what the detectors left
-(foreground.py). Videos run in parallel (vad.parallel, `n_jobs` workers, each building its own
-detectors); the output is resumable per video and appears only when complete
-(vad.cache.ResumableCache), as the flow stage's.
+(foreground.py). Videos run in parallel (vad.parallel, `n_jobs` workers, local processes or a
+Dask cluster, each building its own detectors; videos written in frames.h5's order, so the
+file's bytes do not depend on either); the output is resumable per video and appears only
+when complete (vad.cache.ResumableCache), as the flow stage's.
 
 Layout of objects.h5: group `<split>/<name>` per video with `frame` (N,) int32 (frame index),
 `box` (N, 4) float32 [x1, y1, x2, y2] in pixels of the stored frames (x2, y2 exclusive),
@@ -38,7 +39,7 @@ from vad.objects import boxes as B
 from vad.objects.detectors import Detections, HogPeople, OnnxDetector
 from vad.objects.foreground import foreground_boxes
 from vad.objects.settings import ObjectSettings
-from vad.parallel import map_videos
+from vad.parallel import Engine, map_videos
 from vad.progress import progress as progress_bar
 
 SOURCES = ("foreground", "hog", "onnx")
@@ -124,8 +125,10 @@ def run_objects_stage(
     settings: ObjectSettings,
     n_jobs: int,
     progress: bool = True,
+    engine: Engine | None = None,
 ) -> Path:
-    """Boxes of every video of `frames_path` into `out_path` (resumable, atomic)."""
+    """Boxes of every video of `frames_path` into `out_path` (resumable, atomic); `n_jobs`
+    workers of `engine` (default: local processes)."""
     frames_path, out_path = Path(frames_path), Path(out_path)
     if not frames_path.is_file():
         raise FileNotFoundError(f"frame cache not found: {frames_path}")
@@ -139,10 +142,11 @@ def run_objects_stage(
         cache.file.attrs["sources"] = json.dumps(SOURCES)
         cache.retain(shapes)
         keys = [key for key in shapes if not cache.is_done(key, input_digests[key])]
-        task = partial(_task, frames_path=str(frames_path), settings=settings)
+        # absolute: a Dask worker's directory may be another
+        task = partial(_task, frames_path=str(frames_path.absolute()), settings=settings)
         results = map_videos(
             task, keys, n_jobs, initializer=init_detectors, initargs=(settings,),
-            what=f"objects of {frames_path}",
+            what=f"objects of {frames_path}", engine=engine,
         )  # fmt: skip
         bar = progress_bar(total=len(keys), unit="video", desc="objects", disable=not progress)
         with bar, closing(results):

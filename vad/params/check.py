@@ -23,10 +23,12 @@ from vad.params.dynamic_flow import dynamic_flow_settings
 from vad.params.evaluate import evaluate_settings
 from vad.params.flow import flow_settings
 from vad.params.objects import objects_settings
+from vad.params.parallel import parallel_settings
 from vad.params.serve import serve_settings
 
 SHARED_SECTIONS = (
-    "methods", "data", "frames", "flow", "dynamic_flow", "objects", "fuse", "evaluate", "serve"
+    "methods", "data", "frames", "parallel", "flow", "dynamic_flow", "objects", "fuse",
+    "evaluate", "serve",
 )
 
 
@@ -55,6 +57,7 @@ def check_params(params: dict) -> list[str]:
         ("sections", lambda: check_sections(params)),
         ("data", lambda: data_settings(params)),
         ("frames", lambda: frames_settings(params)),
+        ("parallel", lambda: parallel_settings(params)),
         ("flow", lambda: flow_settings(params)),
         ("dynamic_flow", lambda: dynamic_flow_settings(params)),
         ("objects", lambda: objects_settings(params)),
