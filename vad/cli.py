@@ -1,7 +1,8 @@
 """The `vad` command for what is not a DVC stage: `info` (dataset summary), `bench`
 (preprocessing and scoring throughput), `export` and `score` (a run bundle, and new footage
 scored with it), `benchmark` (every enabled method on a real dataset through DVC),
-and `experiments` (the paper's Table V and VI runs as queued DVC experiments)."""
+`experiments` (the paper's Table V and VI runs as queued DVC experiments), and `diagnose`
+(why a method scores as it does, reports/diagnostics/)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 
 from vad.datasets import DATASET_NAMES, open_dataset
 from vad.datasets.base import DatasetError
+from vad.diagnose.command import add_diagnose_arguments, run_diagnose
 
 
 def info(args: argparse.Namespace) -> None:
@@ -245,6 +247,14 @@ def main(argv: list[str] | None = None) -> None:
         "e.g. --set data.name=ped2 --set data.root=/path/to/ped2",
     )
     p.set_defaults(run=experiments)
+
+    p = commands.add_parser(
+        "diagnose",
+        help="patch-level AUCs of a trained method's scores on the test ground truth "
+        "(reports/diagnostics/<method>.json and figures)",
+    )
+    add_diagnose_arguments(p)
+    p.set_defaults(run=run_diagnose)
 
     p = commands.add_parser(
         "check-params",
