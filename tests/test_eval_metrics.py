@@ -287,6 +287,29 @@ def test_evaluate_needs_maps_and_masks_together():
         evaluate(arrays(a=[0.1, 0.2]), arrays(a=[0, 1]), score_maps={"a": np.zeros((2, 1, 1))})
 
 
+def test_a_common_affine_map_changes_no_metric():
+    """Why `evaluate.normalization: zscore` was removed: z-scoring every video with the same
+    training mean and std is one increasing affine map, which keeps the order of all scores
+    and so every ROC-based number."""
+    rng = np.random.default_rng(5)
+    scores, labels, maps, masks = {}, {}, {}, {}
+    for name, n_frames in (("a", 30), ("b", 20), ("c", 25)):
+        labels[name] = rng.random(n_frames) < 0.4
+        scores[name] = rng.normal(labels[name] * 0.7, 1.0)
+        masks[name] = np.zeros((n_frames, 8, 8), bool)
+        masks[name][labels[name], 2:6, 1:5] = True
+        maps[name] = rng.normal(masks[name][:, ::2, ::2] * 0.8, 1.0)
+    mean, std = 3.7, 0.21  # say, the training scores' statistics
+    zscored = {name: (values - mean) / std for name, values in scores.items()}
+    zscored_maps = {name: (values - mean) / std for name, values in maps.items()}
+    raw, _ = evaluate(scores, labels, maps, masks)
+    transformed, _ = evaluate(zscored, labels, zscored_maps, masks)
+    assert 0.5 < raw["frame_auc_micro"] < 1 and raw["pixel_auc"] > 0  # a non-trivial case
+    for key in ("frame_auc_micro", "frame_auc_macro", "frame_eer", "pixel_auc", "pixel_eer"):
+        assert transformed[key] == raw[key], key
+    assert transformed["frame_auc_per_video"] == raw["frame_auc_per_video"]
+
+
 # --- real data ------------------------------------------------------------------------------
 
 

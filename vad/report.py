@@ -33,10 +33,9 @@ def evaluate_model(
     protocol: Protocol,
     interpolation: str = "nearest",
 ) -> ModelResult:
-    train_stats = scores.train_statistics() if protocol.normalization == "zscore" else None
     frame_scores = {name: v.frame_scores for name, v in scores.test.items()}
     maps = {name: v.score_maps for name, v in scores.test.items() if v.score_maps is not None}
-    processed, processed_maps = protocol.apply(frame_scores, maps or None, train_stats)
+    processed, processed_maps = protocol.apply(frame_scores, maps or None)
     use_pixels = bool(masks) and bool(processed_maps)
     metrics, curves = evaluate(
         processed,

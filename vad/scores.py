@@ -41,7 +41,7 @@ class ScoreSet:
     attrs: dict = field(default_factory=dict)
 
     def train_statistics(self) -> tuple[float, float]:
-        """Mean and standard deviation of the training frame scores (for z-score normalization)."""
+        """Mean and standard deviation of the training frame scores (fusion z-scores its parts)."""
         if not self.train:
             raise ValueError(f"scores of {self.model!r} hold no training videos")
         values = np.concatenate([v.frame_scores for v in self.train.values()]).astype(np.float64)
