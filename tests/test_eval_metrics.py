@@ -11,12 +11,14 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from vad.eval.metrics import (
+    PixelRocAccumulator,
     eer,
     evaluate,
     frame_auc_macro,
     frame_auc_micro,
     pixel_auc_eer,
     pixel_critical_scores,
+    pixel_metrics,
     pixel_roc,
     roc,
 )
@@ -230,6 +232,61 @@ def test_vectorized_pixel_roc_equals_naive_loop():
     all_fpr, all_tpr = naive_pixel_roc(maps, masks, labels, every)
     naive_auc = np.trapezoid(np.r_[0, all_tpr, 1], np.r_[0, all_fpr, 1])
     assert pixel_auc_eer(maps, masks, labels)[0] == pytest.approx(naive_auc)
+
+
+def random_video(rng: np.random.Generator, n_frames: int) -> tuple:
+    """A coarse (n, 3, 4) map, (n, 12, 16) mask and labels where labels and masks disagree on
+    some frames both ways: anomalous with an empty mask, normal with mask pixels."""
+    mask = np.zeros((n_frames, 12, 16), bool)
+    for t in range(n_frames):
+        if rng.random() < 0.6:
+            top, left = rng.integers(0, 8), rng.integers(0, 10)
+            mask[t, top : top + rng.integers(1, 5), left : left + rng.integers(1, 7)] = True
+    labels = mask.any(axis=(1, 2))
+    flip = rng.random(n_frames) < 0.2
+    labels[flip] = ~labels[flip]
+    cells = mask.reshape(n_frames, 3, 4, 4, 4).mean(axis=(2, 4))
+    score_map = (cells + rng.random(cells.shape)).astype(np.float32)
+    score_map[rng.random(score_map.shape) < 0.1] = 0.5  # ties across frames and videos
+    return score_map, mask, labels
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_pixel_roc_streamed_video_by_video_equals_the_in_memory_one(interpolation):
+    rng = np.random.default_rng(7)
+    videos = {f"{index:02d}": random_video(rng, int(rng.integers(5, 15))) for index in range(6)}
+    maps = {name: video[0] for name, video in videos.items()}
+    masks = {name: video[1] for name, video in videos.items()}
+    labels = {name: video[2] for name, video in videos.items()}
+    in_memory = pixel_roc(maps, masks, labels, interpolation=interpolation)
+    assert in_memory.n_anomalous_empty_mask > 0 and in_memory.n_normal_with_mask > 0
+
+    streamed = PixelRocAccumulator(interpolation=interpolation)
+    for name in reversed(sorted(videos)):  # any order: each video's arrays are dropped after
+        score_map, mask, video_labels = videos.pop(name)
+        streamed.add(name, score_map, mask, video_labels)
+    del score_map, mask, video_labels
+    result = streamed.result()
+    for got, want in zip(result.curve, in_memory.curve, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert result.counts() == in_memory.counts()
+    assert pixel_metrics(result) == pixel_metrics(in_memory)
+    if interpolation == "nearest":  # and both equal the criterion applied literally
+        fpr, tpr = naive_pixel_roc(maps, masks, labels, result.curve.thresholds[1:])
+        np.testing.assert_allclose(result.curve.fpr[1:], fpr)
+        np.testing.assert_allclose(result.curve.tpr[1:], tpr)
+
+
+def test_the_pixel_roc_accumulator_refuses_a_video_twice_and_no_video():
+    accumulator = PixelRocAccumulator()
+    with pytest.raises(ValueError, match="no video has a score map, a mask and labels"):
+        accumulator.result()
+    score_map, mask, labels = random_video(np.random.default_rng(0), 4)
+    accumulator.add("v", score_map, mask, labels)
+    with pytest.raises(ValueError, match="video 'v' was added twice"):
+        accumulator.add("v", score_map, mask, labels)
+    with pytest.raises(ValueError, match="video 'w': 4 masks but 3 labels"):
+        accumulator.add("w", score_map, mask, labels[:3])
 
 
 @pytest.mark.parametrize(

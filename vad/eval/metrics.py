@@ -319,6 +319,56 @@ def pixel_roc(
     )
 
 
+class PixelRocAccumulator:
+    """`pixel_roc` fed one video at a time, so that no two videos' maps and masks need be in
+    memory together: of each video only what the ROC needs is kept, every counted frame's
+    critical value (a float) and class. `result()` equals `pixel_roc` over the same videos."""
+
+    def __init__(self, *, coverage: float = PIXEL_COVERAGE, interpolation: str = "nearest"):
+        self.coverage = coverage
+        self.interpolation = interpolation
+        self._names: set[str] = set()
+        self._values: list[np.ndarray] = []
+        self._positives: list[np.ndarray] = []
+        self._n_anomalous_empty_mask = 0
+        self._n_normal_with_mask = 0
+
+    def add(self, name: str, score_map: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> None:
+        """One video: its (T, h, w) score map, (T, H, W) mask and (T,) labels."""
+        if name in self._names:
+            raise ValueError(f"video {name!r} was added twice to the pixel-level ROC")
+        video_labels = _check_labels(name, labels)
+        critical, frame_max, n_gt = _frame_values(
+            name, score_map, mask, self.coverage, self.interpolation
+        )
+        if video_labels.size != n_gt.size:
+            raise ValueError(f"video {name!r}: {n_gt.size} masks but {video_labels.size} labels")
+        self._names.add(name)
+        localizable = video_labels & (n_gt > 0)
+        self._n_anomalous_empty_mask += int((video_labels & (n_gt == 0)).sum())
+        self._n_normal_with_mask += int((~video_labels & (n_gt > 0)).sum())
+        self._values += [critical[localizable], frame_max[~video_labels]]
+        self._positives += [
+            np.ones(int(localizable.sum()), bool),
+            np.zeros(int((~video_labels).sum()), bool),
+        ]
+
+    def result(self) -> PixelRoc:
+        """The pixel-level ROC of every video added so far."""
+        if not self._names:
+            raise ValueError("no video has a score map, a mask and labels")
+        all_values, all_positives = np.concatenate(self._values), np.concatenate(self._positives)
+        _require_both_classes(all_positives, "pixel-level")
+        return PixelRoc(
+            curve=RocCurve(*roc_curve(all_positives, all_values)),
+            n_videos=len(self._names),
+            n_anomalous=int(all_positives.sum()),
+            n_normal=int((~all_positives).sum()),
+            n_anomalous_empty_mask=self._n_anomalous_empty_mask,
+            n_normal_with_mask=self._n_normal_with_mask,
+        )
+
+
 def pixel_auc_eer(
     score_maps: Mapping[str, np.ndarray],
     masks: Mapping[str, np.ndarray],
@@ -337,24 +387,11 @@ def pixel_auc_eer(
 # --- everything at once ---------------------------------------------------------------------
 
 
-def evaluate(
-    scores: Mapping[str, np.ndarray],
-    labels: Mapping[str, np.ndarray],
-    score_maps: Mapping[str, np.ndarray] | None = None,
-    masks: Mapping[str, np.ndarray] | None = None,
-    *,
-    coverage: float = PIXEL_COVERAGE,
-    interpolation: str = "nearest",
-) -> tuple[dict, dict[str, RocCurve]]:
-    """All metrics as a JSON-ready dict, and the ROC curves {"frame": ..., "pixel": ...}.
-
-    Pixel metrics are computed when both `score_maps` and `masks` are given, over the videos
-    that also have scores and labels.
-    """
-    if (score_maps is None) != (masks is None):
-        raise ValueError("score_maps and masks must be given together")
+def frame_metrics(
+    scores: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]
+) -> tuple[dict, RocCurve]:
+    """The frame-level part of `evaluate`'s dict, and the frame ROC (micro)."""
     videos = aligned_videos(scores, labels)
-    names = [name for name, _, _ in videos]
     frame_curve = roc(scores, labels)
     macro, macro_details = frame_auc_macro(scores, labels)
     n_anomalous = sum(int(video_labels.sum()) for _, _, video_labels in videos)
@@ -370,14 +407,44 @@ def evaluate(
         "macro_n_excluded_videos": macro_details["n_excluded"],
         "frame_auc_per_video": macro_details["per_video"],
     }
+    return metrics, frame_curve
+
+
+def pixel_metrics(result: PixelRoc) -> dict:
+    """The pixel-level part of `evaluate`'s dict: AUC, EER and the frame counts."""
+    curve = result.curve
+    return {
+        "pixel_auc": float(auc(curve.fpr, curve.tpr)),
+        "pixel_eer": eer(curve.fpr, curve.tpr),
+        **result.counts(),
+    }
+
+
+def evaluate(
+    scores: Mapping[str, np.ndarray],
+    labels: Mapping[str, np.ndarray],
+    score_maps: Mapping[str, np.ndarray] | None = None,
+    masks: Mapping[str, np.ndarray] | None = None,
+    *,
+    coverage: float = PIXEL_COVERAGE,
+    interpolation: str = "nearest",
+) -> tuple[dict, dict[str, RocCurve]]:
+    """All metrics as a JSON-ready dict, and the ROC curves {"frame": ..., "pixel": ...}.
+
+    Pixel metrics are computed when both `score_maps` and `masks` are given, over the videos
+    that also have scores and labels. Everything is in memory at once; vad.eval.stream computes
+    the same one video at a time.
+    """
+    if (score_maps is None) != (masks is None):
+        raise ValueError("score_maps and masks must be given together")
+    metrics, frame_curve = frame_metrics(scores, labels)
     curves = {"frame": frame_curve}
     if score_maps is not None and masks is not None:
+        names = [name for name, _, _ in aligned_videos(scores, labels)]
         scored_maps = {name: score_maps[name] for name in names if name in score_maps}
         result = pixel_roc(
             scored_maps, masks, labels, coverage=coverage, interpolation=interpolation
         )
-        metrics["pixel_auc"] = float(auc(result.curve.fpr, result.curve.tpr))
-        metrics["pixel_eer"] = eer(result.curve.fpr, result.curve.tpr)
-        metrics.update(result.counts())
+        metrics.update(pixel_metrics(result))
         curves["pixel"] = result.curve
     return metrics, curves

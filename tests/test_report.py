@@ -1,0 +1,183 @@
+"""The `evaluate` stage's report (vad.report.write_report), which streams the evaluation one
+video at a time: its numbers against the in-memory evaluation of everything at once, and the
+memory it holds."""
+
+from __future__ import annotations
+
+import json
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vad.report
+from tests.report_fixtures import (
+    KINDS,
+    write_ground_truth_and_frames,
+    write_score_files,
+)
+from vad.eval.metrics import evaluate
+from vad.eval.postprocess import Protocol
+from vad.frame_cache import load_ground_truth, load_masks
+from vad.report import write_report
+from vad.scores import read_scores
+
+PROTOCOL = Protocol(smoothing="gaussian", sigma=2.0, normalization="minmax")
+PAPER = {"maps": Protocol(smoothing="median", window=3), "frames_only": Protocol()}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("inputs")
+    frames, ground_truth = write_ground_truth_and_frames(root)
+    return {"frames": frames, "ground_truth": ground_truth, "sources": write_score_files(root)}
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> list[Path]:
+    """Figures are not drawn (matplotlib is slow; the streamed report was compared byte for
+    byte, PNGs included, with the in-memory one it replaced): the paths are recorded."""
+    paths: list[Path] = []
+
+    def record(*args) -> None:
+        paths.append(Path(args[-1]))
+
+    for function in ("plot_roc", "plot_score_curves", "save_overlay"):
+        monkeypatch.setattr(vad.report, function, record)
+    return paths
+
+
+def report(
+    inputs: dict, out: Path, protocol: Protocol = PROTOCOL, kinds: dict = KINDS, **options
+) -> dict:
+    """write_report over `inputs` into `out`; the JSON reports it wrote."""
+    options = {"figures_per_video": 2, "paper_protocols": PAPER, **options}
+    write_report(
+        inputs["sources"],
+        kinds,
+        str(inputs["ground_truth"]),
+        str(inputs["frames"]),
+        protocol,
+        str(out / "metrics.json"),
+        str(out / "plots"),
+        str(out / "figures"),
+        str(out / "summary.md"),
+        paper_metrics_path=str(out / "metrics_paper.json"),
+        **options,
+    )
+    return {
+        name: json.loads((out / f"{name}.json").read_text())
+        for name in ("metrics", "metrics_paper", "per_video_auc")
+    }
+
+
+def in_memory(inputs: dict, protocol: Protocol, interpolation: str) -> dict:
+    """Each score set evaluated the way the stage did before it streamed: every score file,
+    map and mask loaded, post-processed and evaluated at once."""
+    labels, with_masks = load_ground_truth(inputs["ground_truth"])
+    masks = {name: load_masks(inputs["ground_truth"], name) for name in sorted(with_masks)}
+    evaluated = {}
+    for name, path in inputs["sources"].items():
+        scores = read_scores(path, name)
+        maps = {n: v.score_maps for n, v in scores.test.items() if v.score_maps is not None}
+        processed, processed_maps = protocol.apply(
+            {n: v.frame_scores for n, v in scores.test.items()}, maps or None
+        )
+        use_pixels = bool(masks) and bool(processed_maps)
+        evaluated[name] = evaluate(
+            processed,
+            labels,
+            processed_maps if use_pixels else None,
+            masks if use_pixels else None,
+            interpolation=interpolation,
+        )
+    return evaluated
+
+
+def as_json(value: object) -> object:
+    return json.loads(vad.report.json_text(value))
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_the_streamed_report_equals_the_in_memory_evaluation(
+    inputs, tmp_path, drawn, interpolation
+):
+    written = report(inputs, tmp_path, interpolation=interpolation)
+    expected = in_memory(inputs, PROTOCOL, interpolation)
+    paper = {name: in_memory(inputs, PAPER[name], interpolation)[name] for name in PAPER}
+    assert list(written["metrics"]) == ["protocol", *KINDS]
+    for name, (metrics, curves) in expected.items():
+        per_video = metrics.pop("frame_auc_per_video")
+        assert written["metrics"][name] == as_json(metrics)
+        assert written["per_video_auc"][name] == as_json(per_video)
+        roc = json.loads((tmp_path / "plots" / f"roc_{name}.json").read_text())
+        assert roc == [{"fpr": f, "tpr": t} for f, t in zip(*curves["frame"][:2], strict=True)]
+    for name, (metrics, _) in paper.items():
+        metrics.pop("frame_auc_per_video")
+        assert written["metrics_paper"][name] == as_json(metrics)
+    # Every awkward case of the ground truth is in there, and counted.
+    maps = written["metrics"]["maps"]
+    assert maps["pixel_n_anomalous_empty_mask"] == 1 and maps["pixel_n_normal_with_mask"] == 1
+    assert maps["n_videos_without_labels"] == 1 and maps["pixel_n_videos"] == 2
+    assert written["metrics"]["frames_only"]["n_videos_without_scores"] == 1
+
+
+def test_overlays_show_each_videos_top_frames_of_every_drawn_score_set(inputs, tmp_path, drawn):
+    report(inputs, tmp_path, interpolation="nearest")
+    labels, _ = load_ground_truth(inputs["ground_truth"])
+    expected = set()
+    for name in ("maps", "fused"):  # frames_only has no maps; parts of a fused set are not drawn
+        scores = read_scores(inputs["sources"][name])
+        processed, _ = PROTOCOL.apply({n: v.frame_scores for n, v in scores.test.items()})
+        for video in labels:
+            for index in np.argsort(-processed[video], kind="stable")[:2]:
+                expected.add(f"{name}_{video}_{index:04d}.png")
+    assert {path.name for path in drawn if path.parent.name == "overlays"} == expected
+
+
+def test_the_report_holds_one_videos_maps_and_mask_at_a_time(
+    inputs, tmp_path, monkeypatch, drawn
+):
+    """Memory does not grow with the number of videos: when a video's mask or score map is
+    read, no mask or map (as read or post-processed) of another video is still alive: nothing
+    kept a reference, or a view, to one."""
+    alive: list[tuple[str, weakref.ref]] = []
+    reads = []
+
+    def check(video: str) -> None:
+        others = [name for name, ref in alive if ref() is not None and name != video]
+        assert not others, f"reading video {video}: arrays of {others} are still held"
+
+    def tracked_masks(path, video):
+        check(video)
+        mask = load_masks(path, video)
+        alive.append((video, weakref.ref(mask)))
+        reads.append(("mask", video))
+        return mask
+
+    read_video_scores = vad.report.read_video_scores
+
+    def tracked_scores(path, video, split="test", *, maps=True):
+        check(video)
+        scores = read_video_scores(path, video, split, maps=maps)
+        if scores.score_maps is not None:
+            alive.append((video, weakref.ref(scores.score_maps)))
+            reads.append(("map", video))
+        return scores
+
+    apply_video = Protocol.apply_video
+
+    def tracked_processing(self, video, scores, score_map=None):
+        processed, processed_map = apply_video(self, video, scores, score_map)
+        if processed_map is not None:  # the post-processed map: a new array
+            alive.append((video, weakref.ref(processed_map)))
+        return processed, processed_map
+
+    monkeypatch.setattr(vad.report, "load_masks", tracked_masks)
+    monkeypatch.setattr(vad.report, "read_video_scores", tracked_scores)
+    monkeypatch.setattr(Protocol, "apply_video", tracked_processing)
+    report(inputs, tmp_path)
+    assert {video for kind, video in reads if kind == "mask"} == {"test_00", "test_02"}
+    assert len([read for read in reads if read[0] == "mask"]) == 2  # each mask read once
+    assert {video for kind, video in reads if kind == "map"} == {"test_00", "test_01", "test_02"}
