@@ -37,6 +37,30 @@ def write_ground_truth_and_frames(root: Path) -> tuple[Path, Path]:
     return frames, ground_truth
 
 
+def write_labels_only(root: Path, labels: list[list[bool]]) -> tuple[Path, Path]:
+    """frames.h5 and gt.h5 of test videos test_00, test_01, ... with these labels (all of one
+    length) and no masks."""
+    dataset = open_synthetic(
+        **{**SCENE, "test_videos": len(labels), "frames_per_video": len(labels[0])}
+    )
+    truth = {
+        video.name: GroundTruth(labels=np.array(values, bool))
+        for video, values in zip(dataset.test, labels, strict=True)
+    }
+    frames, ground_truth = root / "frames.h5", root / "gt.h5"
+    write_frame_cache(
+        replace(dataset, ground_truth=truth), frames, ground_truth, progress=False
+    )
+    return frames, ground_truth
+
+
+def write_frame_scores(path: Path, scores: dict[str, list[float]]) -> str:
+    """A score file of frame scores only."""
+    test = {name: VideoScores(frame_scores=np.array(values)) for name, values in scores.items()}
+    write_scores(path, ScoreSet(model=path.stem, test=test))
+    return str(path)
+
+
 def _masks() -> dict[str, np.ndarray]:
     dataset = open_synthetic(**SCENE)
     return {name: truth.load_masks() for name, truth in dataset.ground_truth.items()}

@@ -312,6 +312,24 @@ def test_pixel_options_are_checked():
         pixel_critical_scores(score_map, mask, coverage=0)
 
 
+def test_an_uninformative_map_scores_well_below_half_pixel_auc():
+    """The 40% criterion judges the two classes differently: a normal frame by its maximum
+    over all pixels, an anomalous frame by the 40%-coverage score among its mask pixels. With
+    i.i.d. scores, independent of the anomaly, the first is the top of ~1200 draws and the
+    second about their 60th percentile, so normal frames nearly always outrank anomalous ones."""
+    rng = np.random.default_rng(11)
+    n_frames = 200
+    labels = {"v": np.arange(n_frames) % 2 == 1}
+    mask = np.zeros((n_frames, 30, 40), bool)
+    mask[labels["v"], 10:20, 10:25] = True  # 150 of 1200 pixels
+    maps = {"v": rng.random((n_frames, 30, 40))}
+    auc_value, _ = pixel_auc_eer(maps, {"v": mask}, labels)
+    assert auc_value < 0.05
+    # The same noise as frame scores (each frame's maximum) is at chance, as it should be.
+    frame_scores = {"v": maps["v"].max(axis=(1, 2))}
+    assert 0.4 < frame_auc_micro(frame_scores, labels) < 0.6
+
+
 # --- evaluate -------------------------------------------------------------------------------
 
 

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import vad.report
-from tests.report_fixtures import (
+from report_fixtures import (
     KINDS,
+    write_frame_scores,
     write_ground_truth_and_frames,
+    write_labels_only,
     write_score_files,
 )
+
+import vad.report
 from vad.eval.metrics import evaluate
 from vad.eval.postprocess import Protocol
 from vad.frame_cache import load_ground_truth, load_masks
@@ -109,13 +111,15 @@ def test_the_streamed_report_equals_the_in_memory_evaluation(
     assert list(written["metrics"]) == ["protocol", *KINDS]
     for name, (metrics, curves) in expected.items():
         per_video = metrics.pop("frame_auc_per_video")
-        assert written["metrics"][name] == as_json(metrics)
+        assert written["metrics"][name] == as_json({"protocol": PROTOCOL.record(), **metrics})
         assert written["per_video_auc"][name] == as_json(per_video)
         roc = json.loads((tmp_path / "plots" / f"roc_{name}.json").read_text())
         assert roc == [{"fpr": f, "tpr": t} for f, t in zip(*curves["frame"][:2], strict=True)]
     for name, (metrics, _) in paper.items():
         metrics.pop("frame_auc_per_video")
-        assert written["metrics_paper"][name] == as_json(metrics)
+        assert written["metrics_paper"][name] == as_json(
+            {"protocol": PAPER[name].record(), **metrics}
+        )
     # Every awkward case of the ground truth is in there, and counted.
     maps = written["metrics"]["maps"]
     assert maps["pixel_n_anomalous_empty_mask"] == 1 and maps["pixel_n_normal_with_mask"] == 1
@@ -181,3 +185,48 @@ def test_the_report_holds_one_videos_maps_and_mask_at_a_time(
     assert {video for kind, video in reads if kind == "mask"} == {"test_00", "test_02"}
     assert len([read for read in reads if read[0] == "mask"]) == 2  # each mask read once
     assert {video for kind, video in reads if kind == "map"} == {"test_00", "test_01", "test_02"}
+
+
+def test_per_video_min_max_is_recorded_as_using_test_statistics(tmp_path, drawn):
+    """Two videos of 4 frames: a = 1 2 3 5 (labels 0 0 1 1), b = 10 20 30 40 (0 1 0 0).
+    Min-max per video gives a = 0 .25 .5 1, b = 0 1/3 2/3 1; positives .5, 1, 1/3 against
+    negatives 0, .25, 0, 2/3, 1 rank 3 + 4.5 (a tie) + 3 of 15 pairs right: AUC 0.7. Raw, the
+    positives 3, 5, 20 beat 2 + 2 + 3 of the negatives 1, 2, 10, 30, 40: AUC 7/15."""
+    frames, ground_truth = write_labels_only(tmp_path, [[0, 0, 1, 1], [0, 1, 0, 0]])
+    scores = {"test_00": [1.0, 2.0, 3.0, 5.0], "test_01": [10.0, 20.0, 30.0, 40.0]}
+    sources = {"s": write_frame_scores(tmp_path / "s.h5", scores)}
+    inputs = {"frames": frames, "ground_truth": ground_truth, "sources": sources}
+    minmax, none = Protocol(normalization="minmax"), Protocol()
+    kinds = {"s": "method"}
+    options = {"paper_protocols": {"s": none}, "figures_per_video": 0}
+
+    def run(protocol: Protocol, out: Path) -> dict:
+        return report(inputs, out, protocol, kinds, **options)
+
+    written = run(minmax, tmp_path / "minmax")
+    assert written["metrics"]["s"]["frame_auc_micro"] == pytest.approx(0.7)
+    assert written["metrics"]["s"]["protocol"] == {
+        "smoothing": "none",
+        "normalization": "minmax",
+        "uses_test_statistics": True,
+    }
+    assert written["metrics"]["protocol"]["uses_test_statistics"] is True
+    assert written["metrics_paper"]["s"]["frame_auc_micro"] == pytest.approx(7 / 15)
+    assert written["metrics_paper"]["s"]["protocol"]["uses_test_statistics"] is False
+    summary = (tmp_path / "minmax" / "summary.md").read_text()
+    assert "scales each test video by its own minimum and maximum" in summary
+    assert "transductive" in summary
+
+    written = run(none, tmp_path / "none")
+    assert written["metrics"]["s"]["frame_auc_micro"] == pytest.approx(7 / 15)
+    assert written["metrics"]["s"]["protocol"]["uses_test_statistics"] is False
+    assert "transductive" not in (tmp_path / "none" / "summary.md").read_text()
+
+
+def test_the_summary_footnotes_the_pixel_columns(inputs, tmp_path, drawn):
+    report(inputs, tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    header = summary.splitlines()[0]
+    assert "| pixel AUC ¹ | pixel EER ¹ |" in header
+    footnote = next(line for line in summary.splitlines() if line.startswith("¹ "))
+    assert "a map that carries no information" in footnote and "below 0.5 pixel AUC" in footnote

@@ -198,22 +198,37 @@ SUMMARY_COLUMNS = {
     "frame_auc_micro": "frame AUC",
     "frame_auc_macro": "frame AUC macro",
     "frame_eer": "frame EER",
-    "pixel_auc": "pixel AUC",
-    "pixel_eer": "pixel EER",
+    "pixel_auc": "pixel AUC ¹",
+    "pixel_eer": "pixel EER ¹",
 }
+PIXEL_FOOTNOTE = (
+    "¹ Pixel level, 40% criterion (Mahadevan et al. 2010): a normal frame is judged on its "
+    "highest score, an anomalous frame on the ceil(0.4·n)-th highest score among its n "
+    "ground-truth pixels. The two classes are not judged alike, so a map that carries no "
+    "information (scores independent of the anomaly) scores below 0.5 pixel AUC, the further "
+    "below the more cells a map has: 0.5 is not chance level here."
+)
+TRANSDUCTIVE_NOTE = (
+    "Normalization minmax scales each test video by its own minimum and maximum: it uses "
+    "statistics of the test videos (a transductive protocol; `uses_test_statistics` in the "
+    "metrics)."
+)
 
 
 def summary_table(metrics: dict, kinds: dict[str, str]) -> str:
-    """A Markdown table: one row per evaluated score set, the headline metrics as columns."""
+    """A Markdown table: one row per evaluated score set, the headline metrics as columns;
+    under it, the footnote on the pixel columns and the protocol."""
     header = ["score set", "kind", *SUMMARY_COLUMNS.values()]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, kind in kinds.items():
         values = [metrics[name].get(key) for key in SUMMARY_COLUMNS]
         cells = ["—" if value is None else f"{value:.3f}" for value in values]
         lines.append("| " + " | ".join([name, kind, *cells]) + " |")
-    protocol = metrics["protocol"]
+    protocol = dict(metrics["protocol"])
+    transductive = protocol.pop("uses_test_statistics")
     settings = ", ".join(f"{key} {value}" for key, value in protocol.items())
-    return "\n".join(lines) + f"\n\nProtocol: {settings}.\n"
+    note = f" {TRANSDUCTIVE_NOTE}" if transductive else ""
+    return "\n".join(lines) + f"\n\n{PIXEL_FOOTNOTE}\n\nProtocol: {settings}.{note}\n"
 
 
 def write_report(
@@ -236,7 +251,12 @@ def write_report(
     for all but the parts of a fused model. With `paper_metrics_path`, the score sets named in
     `paper_protocols` are also judged under their paper's own protocol (params
     `evaluate.paper_protocols`, e.g. the smoothing a paper reports with) into that file, for
-    comparison with the paper's numbers; `metrics_path` keeps the strict protocol shared by all."""
+    comparison with the paper's numbers; `metrics_path` keeps the strict protocol shared by all.
+    Every entry of either file records its protocol, with `uses_test_statistics` true when the
+    scores were normalized with statistics of the test videos (per-video min-max).
+
+    The evaluation streams one test video at a time (`ReportEvaluation`): memory does not grow
+    with the number of videos."""
     protocols = (paper_protocols or {}) if paper_metrics_path is not None else {}
     evaluation = ReportEvaluation(
         sources, kinds, ground_truth_path, protocol, protocols, interpolation, figures_per_video
@@ -246,7 +266,7 @@ def write_report(
 
     metrics = {
         "protocol": {
-            **protocol.as_dict(),
+            **protocol.record(),
             "frame_auc": "micro and macro",
             "pixel_criterion": "40% of ground-truth pixels detected",
             "pixel_interpolation": interpolation,
@@ -256,7 +276,7 @@ def write_report(
     for name, result in results.items():
         summary = dict(result.metrics)
         per_video[name] = summary.pop("frame_auc_per_video")
-        metrics[name] = summary
+        metrics[name] = {"protocol": protocol.record(), **summary}
     # Everything is computed and serialised before anything is written; then the plot data and
     # figures, each folder replaced whole only once complete, and last the metrics, per-video
     # AUCs and summary: a failure on the way leaves no fresh metrics beside stale figures.
@@ -268,7 +288,10 @@ def write_report(
     if paper_metrics_path is not None:
         paper: dict = {"protocols": {name: p.as_dict() for name, p in protocols.items()}}
         for name, paper_metrics in paper_results.items():
-            paper[name] = {k: v for k, v in paper_metrics.items() if k != "frame_auc_per_video"}
+            paper[name] = {
+                "protocol": protocols[name].record(),
+                **{k: v for k, v in paper_metrics.items() if k != "frame_auc_per_video"},
+            }
         texts[Path(paper_metrics_path)] = json_text(paper)
     with atomic_directory(plots_dir) as plots, atomic_directory(figures_dir) as figures:
         for name, result in results.items():
