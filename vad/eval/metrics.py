@@ -6,9 +6,9 @@ True = anomalous; for the pixel level, score maps (T, h, w) on any grid and grou
 name order.
 
 Frame level: the ROC of the frame scores against the labels, either over all frames of all
-videos together (micro, the protocol of HF2-VAD, MNAD and most papers) or per video and
-averaged (macro). A video that holds one class only has no AUC; macro leaves it out of the
-mean and says so.
+videos together (micro) or per video and averaged (macro). A video that holds one class only
+has no AUC; macro leaves it out of the mean and says so. Micro AUC on raw scores is not by
+itself any cited paper's protocol: see "Protocols of the cited papers" below.
 
 Pixel level (Mahadevan et al. CVPR 2010, Li et al. TPAMI 2014): at threshold θ a frame is
 detected when any of its pixel scores is ≥ θ. A detected normal frame is a false positive; an
@@ -20,8 +20,46 @@ Rules where labels and masks disagree: an anomalous-labelled frame with an empty
 localized and is left out of the pixel-level count; a normal-labelled frame with mask pixels is
 treated as normal (labels decide the class). Both are counted in the result.
 
+An uninformative map scores below 0.5 pixel AUC, not 0.5: the two classes are judged on
+different statistics (a normal frame on its maximum over all pixels, an anomalous one on an
+order statistic of a subset of them), so with scores independent of the anomaly a normal
+frame's critical value is stochastically the larger; the more cells a map has, the lower.
+
 EER is the rate at which FPR = 1 - TPR (false alarms equal misses), interpolated linearly
 between the two ROC points that bracket it.
+
+Protocols of the cited papers (what their evaluation code or text does; "not verified" where
+neither says). Affine maps common to all test videos change no AUC and are left out.
+- MNAD (Park et al. CVPR 2020; code cvlab-yonsei/MNAD, Evaluate.py and utils.py): per test
+  video, PSNR and feature distance are each min-max normalized with that video's own min and
+  max (transductive), combined with weight alpha; then one AUC over the concatenated frames of
+  all videos (micro; with the prediction model the first 4 frames of each video are dropped).
+  No smoothing. Our nearest setting: normalization minmax, micro.
+- HF2-VAD (Liu et al. ICCV 2021; code LiUzHiAn/hf2vad, eval.py and utils/eval_utils.py):
+  frame score = maximum over its objects of w_r·z(flow error) + w_p·z(prediction error), z
+  with the training mean and std of each error (eq. 9; per stream, so it matters for the sum);
+  the first 4 frames of each video dropped; per video a median filter of 17 frames
+  (scipy.signal.medfilt, whose edges are zero-padded, not reflected as ours); no per-video
+  min-max; one AUC over the concatenated frames (micro). Ours: smoothing median, window 17.
+- Reiss & Hoshen (arXiv 2212.00789; code talreiss/Accurate-Interpretable-VAD, evaluate.py):
+  each attribute's frame scores are min-max scaled with TRAINING statistics (min, and the 99.9th
+  percentile as max: common to all videos, so it matters only for their sum), summed, then
+  Gaussian-smoothed per video with sigma 3 (scipy gaussian_filter1d: reflected edges, as ours);
+  micro AUC, and a macro AUC in which every video gets one extra normal frame scored 0 and one
+  extra anomalous frame scored at the float maximum (so one-class videos count, unlike our
+  macro, which leaves them out). Ours: smoothing gaussian, sigma 3, micro.
+- ITAE (Cho et al., Pattern Recognition 2022; paper text only, no official code found): eq. 9
+  sums reconstruction error and NLL, each min-max normalized "within a video clip"
+  (transductive); the AUC is called "average AUC" (micro or macro: not verified); smoothing:
+  not verified (the paper text mentions none).
+- GMFC-VAE (Fan et al., arXiv 1805.11223, Sec. IV-B, Table III; paper text only, no official
+  code found): ROCs by varying the threshold on patch energy (eq. 19): a frame is detected when
+  a patch exceeds it (frame level), and an anomalous frame is a true positive when 40% of its
+  ground truth is detected (pixel level); rates are over frames (pooling across videos: not
+  verified). No smoothing or normalization is mentioned (not verified beyond the text).
+- Chang et al. (Pattern Recognition 2022; paper text only, no official code found): eq. 14
+  min-max normalizes the score within each test video (transductive); frame-level AUC, micro
+  or macro: not verified; smoothing: not verified.
 """
 
 from __future__ import annotations
