@@ -23,7 +23,7 @@ from vad.eval.metrics import evaluate
 from vad.eval.postprocess import Protocol
 from vad.frame_cache import load_ground_truth, load_masks
 from vad.report import write_report
-from vad.scores import read_scores
+from vad.scores import read_scores, read_video_scores, score_index
 
 PROTOCOL = Protocol(smoothing="gaussian", sigma=2.0, normalization="minmax")
 PAPER = {"maps": Protocol(smoothing="median", window=3), "frames_only": Protocol()}
@@ -230,3 +230,22 @@ def test_the_summary_footnotes_the_pixel_columns(inputs, tmp_path, drawn):
     assert "| pixel AUC ¹ | pixel EER ¹ |" in header
     footnote = next(line for line in summary.splitlines() if line.startswith("¹ "))
     assert "a map that carries no information" in footnote and "below 0.5 pixel AUC" in footnote
+
+
+def test_a_score_file_read_one_video_at_a_time_gives_what_read_scores_gives(inputs):
+    path = inputs["sources"]["maps"]
+    whole = read_scores(path)
+    index = score_index(path)
+    assert index.test == tuple(sorted(whole.test)) and index.model == whole.model
+    assert index.test_maps == frozenset(whole.test)
+    assert score_index(inputs["sources"]["frames_only"]).test_maps == frozenset()
+    for name, video in whole.test.items():
+        one = read_video_scores(path, name)
+        np.testing.assert_array_equal(one.frame_scores, video.frame_scores)
+        np.testing.assert_array_equal(one.score_maps, video.score_maps)
+        np.testing.assert_array_equal(one.extras["explanation"], video.extras["explanation"])
+        assert read_video_scores(path, name, maps=False).score_maps is None
+    train = read_video_scores(path, "train_00", "train")
+    np.testing.assert_array_equal(train.frame_scores, whole.train["train_00"].frame_scores)
+    with pytest.raises(KeyError, match="maps.h5: no scores for video 'test/nope'"):
+        read_video_scores(path, "nope")
