@@ -21,9 +21,10 @@ from report_fixtures import (
 import vad.report
 from vad.eval.metrics import evaluate
 from vad.eval.postprocess import Protocol
+from vad.eval.score_reader import read_video_scores, score_index
 from vad.frame_cache import load_ground_truth, load_masks
 from vad.report import write_report
-from vad.scores import read_scores, read_video_scores, score_index
+from vad.scores import read_scores
 
 PROTOCOL = Protocol(smoothing="gaussian", sigma=2.0, normalization="minmax")
 PAPER = {"maps": Protocol(smoothing="median", window=3), "frames_only": Protocol()}

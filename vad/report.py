@@ -11,9 +11,9 @@ import numpy as np
 
 from vad.cache import atomic_directory, atomic_output, open_cache, read_dataset, video_key
 from vad.eval.postprocess import Protocol
+from vad.eval.score_reader import read_video_scores, score_index
 from vad.eval.stream import StreamedEvaluation
 from vad.frame_cache import load_ground_truth, load_masks
-from vad.scores import read_video_scores, score_index
 from vad.viz import overlay_detection, plot_roc, plot_score_curves, save_overlay
 
 

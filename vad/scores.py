@@ -41,7 +41,7 @@ class ScoreSet:
     attrs: dict = field(default_factory=dict)
 
     def train_statistics(self) -> tuple[float, float]:
-        """Mean and standard deviation of the training frame scores (fusion z-scores its parts)."""
+        """Mean and standard deviation of the training frame scores (for z-score normalization)."""
         if not self.train:
             raise ValueError(f"scores of {self.model!r} hold no training videos")
         values = np.concatenate([v.frame_scores for v in self.train.values()]).astype(np.float64)
@@ -66,76 +66,25 @@ def write_scores(path: str | Path, scores: ScoreSet) -> None:
                     checked_dataset(group, key, _storable(np.asarray(values)))
 
 
-def _missing(path: Path) -> FileNotFoundError:
-    return FileNotFoundError(f"{path}: score file not found (run the model's score stage)")
-
-
-def _read_video(group: h5py.Group, maps: bool = True) -> VideoScores:
-    """One video group; with `maps` False its score maps are left unread."""
-    return VideoScores(
-        frame_scores=read_dataset(group["frame_scores"]),
-        score_maps=read_dataset(group["score_maps"]) if maps and "score_maps" in group else None,
-        frame_indices=read_dataset(group["frame_indices"]) if "frame_indices" in group else None,
-        extras={key: _extra(group[key]) for key in group if key not in STANDARD},
-    )
-
-
 def read_scores(path: str | Path, model: str | None = None) -> ScoreSet:
-    """A whole score file in memory; `score_index` and `read_video_scores` read one video."""
     path = Path(path)
     if not path.exists():
-        raise _missing(path)
+        raise FileNotFoundError(f"{path}: score file not found (run the model's score stage)")
     with open_cache(path) as f:
         attrs = json.loads(f.attrs.get("settings", "{}"))
         stored_model = attrs.pop("model", None)
         result = ScoreSet(model=model or stored_model or path.stem, attrs=attrs)
         for split, name, group in iter_videos(f):
-            (result.train if split == "train" else result.test)[name] = _read_video(group)
+            video = VideoScores(
+                frame_scores=read_dataset(group["frame_scores"]),
+                score_maps=read_dataset(group["score_maps"]) if "score_maps" in group else None,
+                frame_indices=(
+                    read_dataset(group["frame_indices"]) if "frame_indices" in group else None
+                ),
+                extras={key: _extra(group[key]) for key in group if key not in STANDARD},
+            )
+            (result.train if split == "train" else result.test)[name] = video
     return result
-
-
-@dataclass(frozen=True)
-class ScoreIndex:
-    """What a score file holds, without its scores: for reading it one video at a time."""
-
-    path: Path
-    model: str
-    attrs: dict
-    test: tuple[str, ...]  # the scored test videos, sorted
-    test_maps: frozenset[str]  # those of them with score maps
-
-
-def score_index(path: str | Path, model: str | None = None) -> ScoreIndex:
-    """The `ScoreIndex` of a score file (`model` as in `read_scores`)."""
-    path = Path(path)
-    if not path.exists():
-        raise _missing(path)
-    with open_cache(path) as f:
-        attrs = json.loads(f.attrs.get("settings", "{}"))
-        stored_model = attrs.pop("model", None)
-        test = [(name, group) for split, name, group in iter_videos(f) if split == "test"]
-        return ScoreIndex(
-            path=path,
-            model=model or stored_model or path.stem,
-            attrs=attrs,
-            test=tuple(name for name, _ in test),
-            test_maps=frozenset(name for name, group in test if "score_maps" in group),
-        )
-
-
-def read_video_scores(
-    path: str | Path, name: str, split: str = "test", *, maps: bool = True
-) -> VideoScores:
-    """One video's scores from a score file, as `read_scores` would give them; with `maps`
-    False its score maps (the bulk of the file) are left unread."""
-    path = Path(path)
-    if not path.exists():
-        raise _missing(path)
-    with open_cache(path) as f:
-        key = video_key(split, name)
-        if key not in f:
-            raise KeyError(f"{path}: no scores for video '{key}'")
-        return _read_video(f[key], maps)
 
 
 def _storable(values: np.ndarray) -> np.ndarray:
