@@ -11,12 +11,14 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from vad.eval.metrics import (
+    PixelRocAccumulator,
     eer,
     evaluate,
     frame_auc_macro,
     frame_auc_micro,
     pixel_auc_eer,
     pixel_critical_scores,
+    pixel_metrics,
     pixel_roc,
     roc,
 )
@@ -232,6 +234,61 @@ def test_vectorized_pixel_roc_equals_naive_loop():
     assert pixel_auc_eer(maps, masks, labels)[0] == pytest.approx(naive_auc)
 
 
+def random_video(rng: np.random.Generator, n_frames: int) -> tuple:
+    """A coarse (n, 3, 4) map, (n, 12, 16) mask and labels where labels and masks disagree on
+    some frames both ways: anomalous with an empty mask, normal with mask pixels."""
+    mask = np.zeros((n_frames, 12, 16), bool)
+    for t in range(n_frames):
+        if rng.random() < 0.6:
+            top, left = rng.integers(0, 8), rng.integers(0, 10)
+            mask[t, top : top + rng.integers(1, 5), left : left + rng.integers(1, 7)] = True
+    labels = mask.any(axis=(1, 2))
+    flip = rng.random(n_frames) < 0.2
+    labels[flip] = ~labels[flip]
+    cells = mask.reshape(n_frames, 3, 4, 4, 4).mean(axis=(2, 4))
+    score_map = (cells + rng.random(cells.shape)).astype(np.float32)
+    score_map[rng.random(score_map.shape) < 0.1] = 0.5  # ties across frames and videos
+    return score_map, mask, labels
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_pixel_roc_streamed_video_by_video_equals_the_in_memory_one(interpolation):
+    rng = np.random.default_rng(7)
+    videos = {f"{index:02d}": random_video(rng, int(rng.integers(5, 15))) for index in range(6)}
+    maps = {name: video[0] for name, video in videos.items()}
+    masks = {name: video[1] for name, video in videos.items()}
+    labels = {name: video[2] for name, video in videos.items()}
+    in_memory = pixel_roc(maps, masks, labels, interpolation=interpolation)
+    assert in_memory.n_anomalous_empty_mask > 0 and in_memory.n_normal_with_mask > 0
+
+    streamed = PixelRocAccumulator(interpolation=interpolation)
+    for name in reversed(sorted(videos)):  # any order: each video's arrays are dropped after
+        score_map, mask, video_labels = videos.pop(name)
+        streamed.add(name, score_map, mask, video_labels)
+    del score_map, mask, video_labels
+    result = streamed.result()
+    for got, want in zip(result.curve, in_memory.curve, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert result.counts() == in_memory.counts()
+    assert pixel_metrics(result) == pixel_metrics(in_memory)
+    if interpolation == "nearest":  # and both equal the criterion applied literally
+        fpr, tpr = naive_pixel_roc(maps, masks, labels, result.curve.thresholds[1:])
+        np.testing.assert_allclose(result.curve.fpr[1:], fpr)
+        np.testing.assert_allclose(result.curve.tpr[1:], tpr)
+
+
+def test_the_pixel_roc_accumulator_refuses_a_video_twice_and_no_video():
+    accumulator = PixelRocAccumulator()
+    with pytest.raises(ValueError, match="no video has a score map, a mask and labels"):
+        accumulator.result()
+    score_map, mask, labels = random_video(np.random.default_rng(0), 4)
+    accumulator.add("v", score_map, mask, labels)
+    with pytest.raises(ValueError, match="video 'v' was added twice"):
+        accumulator.add("v", score_map, mask, labels)
+    with pytest.raises(ValueError, match="video 'w': 4 masks but 3 labels"):
+        accumulator.add("w", score_map, mask, labels[:3])
+
+
 @pytest.mark.parametrize(
     ("score_map", "mask", "message"),
     [
@@ -253,6 +310,24 @@ def test_pixel_options_are_checked():
         pixel_critical_scores(score_map, mask, interpolation="cubic")
     with pytest.raises(ValueError, match="coverage must be in"):
         pixel_critical_scores(score_map, mask, coverage=0)
+
+
+def test_an_uninformative_map_scores_well_below_half_pixel_auc():
+    """The 40% criterion judges the two classes differently: a normal frame by its maximum
+    over all pixels, an anomalous frame by the 40%-coverage score among its mask pixels. With
+    i.i.d. scores, independent of the anomaly, the first is the top of ~1200 draws and the
+    second about their 60th percentile, so normal frames nearly always outrank anomalous ones."""
+    rng = np.random.default_rng(11)
+    n_frames = 200
+    labels = {"v": np.arange(n_frames) % 2 == 1}
+    mask = np.zeros((n_frames, 30, 40), bool)
+    mask[labels["v"], 10:20, 10:25] = True  # 150 of 1200 pixels
+    maps = {"v": rng.random((n_frames, 30, 40))}
+    auc_value, _ = pixel_auc_eer(maps, {"v": mask}, labels)
+    assert auc_value < 0.05
+    # The same noise as frame scores (each frame's maximum) is at chance, as it should be.
+    frame_scores = {"v": maps["v"].max(axis=(1, 2))}
+    assert 0.4 < frame_auc_micro(frame_scores, labels) < 0.6
 
 
 # --- evaluate -------------------------------------------------------------------------------
@@ -285,6 +360,29 @@ def test_evaluate_reports_frame_and_pixel_metrics():
 def test_evaluate_needs_maps_and_masks_together():
     with pytest.raises(ValueError, match="score_maps and masks must be given together"):
         evaluate(arrays(a=[0.1, 0.2]), arrays(a=[0, 1]), score_maps={"a": np.zeros((2, 1, 1))})
+
+
+def test_a_common_affine_map_changes_no_metric():
+    """Why `evaluate.normalization: zscore` was removed: z-scoring every video with the same
+    training mean and std is one increasing affine map, which keeps the order of all scores
+    and so every ROC-based number."""
+    rng = np.random.default_rng(5)
+    scores, labels, maps, masks = {}, {}, {}, {}
+    for name, n_frames in (("a", 30), ("b", 20), ("c", 25)):
+        labels[name] = rng.random(n_frames) < 0.4
+        scores[name] = rng.normal(labels[name] * 0.7, 1.0)
+        masks[name] = np.zeros((n_frames, 8, 8), bool)
+        masks[name][labels[name], 2:6, 1:5] = True
+        maps[name] = rng.normal(masks[name][:, ::2, ::2] * 0.8, 1.0)
+    mean, std = 3.7, 0.21  # say, the training scores' statistics
+    zscored = {name: (values - mean) / std for name, values in scores.items()}
+    zscored_maps = {name: (values - mean) / std for name, values in maps.items()}
+    raw, _ = evaluate(scores, labels, maps, masks)
+    transformed, _ = evaluate(zscored, labels, zscored_maps, masks)
+    assert 0.5 < raw["frame_auc_micro"] < 1 and raw["pixel_auc"] > 0  # a non-trivial case
+    for key in ("frame_auc_micro", "frame_auc_macro", "frame_eer", "pixel_auc", "pixel_eer"):
+        assert transformed[key] == raw[key], key
+    assert transformed["frame_auc_per_video"] == raw["frame_auc_per_video"]
 
 
 # --- real data ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vad.eval.metrics import frame_auc_micro
 from vad.eval.postprocess import Protocol, normalization_affine, smooth_along_time
 
 
@@ -57,27 +58,53 @@ def test_no_smoothing_copies_and_keeps_float32():
 # --- normalization --------------------------------------------------------------------------
 
 
-def test_minmax_and_zscore_affines_by_hand():
+def test_minmax_affine_by_hand():
     minmax = normalization_affine(np.array([2.0, 4.0, 6.0]), "minmax")
     np.testing.assert_allclose(minmax(np.array([2.0, 4.0, 6.0])), [0, 0.5, 1])
-    zscore = normalization_affine(np.array([99.0]), "zscore", train_stats=(2.0, 4.0))
-    np.testing.assert_allclose(zscore(np.array([2.0, 6.0, 10.0])), [0, 1, 2])
     constant = normalization_affine(np.array([3.0, 3.0]), "minmax")
     np.testing.assert_array_equal(constant(np.array([3.0, 3.0])), [0, 0])
+    np.testing.assert_array_equal(normalization_affine(np.array([9.0]), "none")(np.ones(2)), 1)
 
 
 @pytest.mark.parametrize(
-    ("normalization", "train_stats", "message"),
+    ("normalization", "message"),
     [
-        ("zscore", None, "needs train_stats"),
-        ("zscore", (0.0, 0.0), "std > 0"),
-        ("zscore", (np.nan, 1.0), "finite mean"),
-        ("rank", None, "normalization must be one of none, minmax, zscore; got 'rank'"),
+        ("zscore", "normalization 'zscore' was removed: .* leaves every ROC-based metric"),
+        ("rank", "normalization must be one of none, minmax; got 'rank'"),
     ],
 )
-def test_normalization_rejects_bad_settings(normalization, train_stats, message):
+def test_normalization_rejects_bad_settings(normalization, message):
     with pytest.raises(ValueError, match=message):
-        normalization_affine(np.array([1.0, 2.0]), normalization, train_stats)
+        normalization_affine(np.array([1.0, 2.0]), normalization)
+    with pytest.raises(ValueError, match=message):
+        Protocol.from_params({"normalization": normalization})
+
+
+def test_per_video_minmax_by_hand_changes_the_micro_auc():
+    """Each video is scaled by its own min and max (test statistics), which reorders frames
+    across videos: here the micro AUC goes from 7/12 on raw scores to 19/24."""
+    scores = {"a": np.array([1.0, 2.0, 3.0, 5.0]), "b": np.array([10.0, 20.0, 30.0])}
+    labels = {"a": np.array([0, 0, 1, 1]), "b": np.array([0, 1, 0])}
+    protocol = Protocol(normalization="minmax")
+    normalized, _ = protocol.apply(scores)
+    np.testing.assert_allclose(normalized["a"], [0.0, 0.25, 0.5, 1.0])  # (s - 1) / 4
+    np.testing.assert_allclose(normalized["b"], [0.0, 0.5, 1.0])  # (s - 10) / 20
+    # Positives 3, 5, 20 against negatives 1, 2, 10, 30: 2 + 2 + 3 of 12 pairs ranked right.
+    assert frame_auc_micro(scores, labels) == pytest.approx(7 / 12)
+    # Positives 0.5, 1, 0.5 against 0, 0.25, 0, 1: 3 + 3.5 (a tie with 1) + 3 of 12.
+    assert frame_auc_micro(normalized, labels) == pytest.approx(19 / 24)
+    assert protocol.uses_test_statistics
+    assert protocol.record() == {
+        "smoothing": "none",
+        "normalization": "minmax",
+        "uses_test_statistics": True,
+    }
+    assert Protocol(smoothing="gaussian", sigma=3).record() == {
+        "smoothing": "gaussian",
+        "sigma": 3.0,
+        "normalization": "none",
+        "uses_test_statistics": False,
+    }
 
 
 # --- Protocol -------------------------------------------------------------------------------
@@ -111,20 +138,26 @@ def test_protocol_smooths_before_normalizing():
     np.testing.assert_allclose(out_maps["v"].ravel(), [0, 0, 0, 1, 1])
 
 
-def test_protocol_zscore_uses_training_statistics():
-    protocol = Protocol(smoothing="gaussian", sigma=2, normalization="zscore")
-    out_scores, out_maps = protocol.apply({"v": np.full(4, 5.0)}, None, train_stats=(1.0, 2.0))
-    np.testing.assert_allclose(out_scores["v"], 2.0)
-    assert out_maps is None
-    with pytest.raises(ValueError, match="needs train_stats"):
-        protocol.apply({"v": np.full(4, 5.0)})
+def test_apply_video_is_apply_for_one_video():
+    protocol = Protocol(smoothing="median", window=3, normalization="minmax")
+    rng = np.random.default_rng(0)
+    scores = {"a": rng.random(7), "b": rng.random(4)}
+    maps = {"a": rng.random((7, 2, 3)).astype(np.float32)}
+    out_scores, out_maps = protocol.apply(scores, maps)
+    video_scores, video_map = protocol.apply_video("a", scores["a"], maps["a"])
+    np.testing.assert_array_equal(video_scores, out_scores["a"])
+    np.testing.assert_array_equal(video_map, out_maps["a"])
+    assert video_map.dtype == np.float32
+    video_scores, no_map = protocol.apply_video("b", scores["b"])
+    np.testing.assert_array_equal(video_scores, out_scores["b"])
+    assert no_map is None
 
 
 def test_protocol_round_trips_through_params():
     for params in (
         {"smoothing": "none", "normalization": "none"},
         {"smoothing": "median", "window": 5, "normalization": "minmax"},
-        {"smoothing": "gaussian", "sigma": 1.5, "normalization": "zscore"},
+        {"smoothing": "gaussian", "sigma": 1.5, "normalization": "none"},
     ):
         assert Protocol.from_params(params).as_dict() == params
     from_yaml = Protocol.from_params({"smoothing": "gaussian", "sigma": 3, "window": None})

@@ -245,6 +245,32 @@ def test_the_evaluate_choices_match_the_protocol():
 
     assert evaluate.SMOOTHINGS == postprocess.SMOOTHINGS
     assert evaluate.NORMALIZATIONS == postprocess.NORMALIZATIONS
+    assert evaluate.REMOVED_NORMALIZATIONS == postprocess.REMOVED_NORMALIZATIONS
+
+
+ZSCORE_PAPER = {"velocity": {"smoothing": "none", "normalization": "zscore"}}
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"normalization": "zscore"}, "evaluate.normalization"),
+        ({"paper_protocols": ZSCORE_PAPER}, "evaluate.paper_protocols.velocity.normalization"),
+    ],
+)
+def test_a_zscore_evaluation_is_refused_with_the_reason(changes, key):
+    errors = check_params(changed(evaluate=changes))
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"params.yaml: '{key}' 'zscore' was removed: "), errors[0]
+    assert "leaves every ROC-based metric (frame and pixel AUC, EER) unchanged" in errors[0]
+
+
+def test_check_params_refuses_a_params_file_still_saying_zscore(tmp_path):
+    params = changed(evaluate={"normalization": "zscore"})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    done = vad_command("check-params", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "'evaluate.normalization' 'zscore' was removed" in done.stderr, done.stderr
 
 
 def test_the_gmfc_vae_network_decodes_the_patch_size_the_settings_require():

@@ -9,12 +9,25 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.cache import atomic_directory, atomic_output, video_key
-from vad.eval.metrics import evaluate
+from vad.cache import atomic_directory, atomic_output, open_cache, read_dataset, video_key
 from vad.eval.postprocess import Protocol
-from vad.frame_cache import load_frames, load_ground_truth, load_masks
-from vad.scores import ScoreSet, read_scores
+from vad.eval.score_reader import read_video_scores, score_index
+from vad.eval.stream import StreamedEvaluation
+from vad.frame_cache import load_ground_truth, load_masks
 from vad.viz import overlay_detection, plot_roc, plot_score_curves, save_overlay
+
+
+@dataclass(frozen=True)
+class OverlayFrame:
+    """What the overlay figure of one frame needs: its post-processed score map, its
+    ground-truth mask, its label and the method's explanation of it (or "")."""
+
+    video: str
+    index: int
+    score_map: np.ndarray  # (h, w)
+    mask: np.ndarray | None  # (H, W) bool, None when the video has no masks
+    anomalous: bool
+    explanation: str
 
 
 @dataclass
@@ -22,42 +35,137 @@ class ModelResult:
     metrics: dict
     frame_roc: tuple[np.ndarray, np.ndarray, np.ndarray]  # fpr, tpr, thresholds
     scores: dict[str, np.ndarray]  # post-processed frame scores per test video
-    maps: dict[str, np.ndarray] | None  # post-processed score maps per test video
-    explanations: dict[str, np.ndarray] | None = None  # per test video, a line per frame
+    overlays: list[OverlayFrame]  # the frames drawn in reports/figures/overlays
 
 
-def evaluate_model(
-    scores: ScoreSet,
-    labels: dict[str, np.ndarray],
-    masks: dict[str, np.ndarray] | None,
-    protocol: Protocol,
-    interpolation: str = "nearest",
-) -> ModelResult:
-    train_stats = scores.train_statistics() if protocol.normalization == "zscore" else None
-    frame_scores = {name: v.frame_scores for name, v in scores.test.items()}
-    maps = {name: v.score_maps for name, v in scores.test.items() if v.score_maps is not None}
-    processed, processed_maps = protocol.apply(frame_scores, maps or None, train_stats)
-    use_pixels = bool(masks) and bool(processed_maps)
-    metrics, curves = evaluate(
-        processed,
-        labels,
-        processed_maps if use_pixels else None,
-        masks if use_pixels else None,
-        interpolation=interpolation,
-    )
-    frame = curves["frame"]
-    explanations = {
-        name: v.extras["explanation"]
-        for name, v in scores.test.items()
-        if "explanation" in v.extras
-    }
-    return ModelResult(
-        metrics,
-        (frame.fpr, frame.tpr, frame.thresholds),
-        processed,
-        processed_maps,
-        explanations or None,
-    )
+def overlay_frames(
+    video: str,
+    scores: np.ndarray,
+    score_map: np.ndarray,
+    mask: np.ndarray | None,
+    labels: np.ndarray,
+    explanations: np.ndarray | None,
+    per_video: int,
+) -> list[OverlayFrame]:
+    """The `per_video` highest-scoring frames of one video, copied out of its arrays so that
+    those can be dropped."""
+    frames = []
+    for index in np.argsort(-scores, kind="stable")[:per_video]:
+        why = explanations[index] if explanations is not None else ""
+        frames.append(
+            OverlayFrame(
+                video=video,
+                index=int(index),
+                score_map=score_map[index].copy(),
+                mask=None if mask is None else mask[index].copy(),
+                anomalous=bool(labels[index]),
+                explanation=str(why) if why else "",
+            )
+        )
+    return frames
+
+
+class ReportEvaluation:
+    """Every score set of a report evaluated in one pass over the test videos, one video at a
+    time: each video's mask is read once, each score set's scores and map of that video are
+    read, post-processed and taken in by a `StreamedEvaluation` (and that of the set's paper
+    protocol, if any), and all of them are dropped before the next video. What stays is
+    small: post-processed frame scores, each frame's pixel-level critical value, and the few
+    frames the overlay figures show. Memory does not grow with the number of videos."""
+
+    def __init__(
+        self,
+        sources: dict[str, str],
+        kinds: dict[str, str],
+        ground_truth_path: str,
+        protocol: Protocol,
+        paper_protocols: dict[str, Protocol],
+        interpolation: str,
+        figures_per_video: int,
+    ):
+        self.ground_truth_path = ground_truth_path
+        self.labels, self.with_masks = load_ground_truth(ground_truth_path)
+        if not self.labels:
+            raise ValueError(f"{ground_truth_path}: the dataset has no ground truth to evaluate")
+        self.indexes = {name: score_index(path, name) for name, path in sources.items()}
+        self.pixels = {
+            name: bool(self.with_masks) and bool(index.test_maps)
+            for name, index in self.indexes.items()
+        }
+        self.evaluations = {
+            name: StreamedEvaluation(
+                protocol, self.labels, pixels=self.pixels[name], interpolation=interpolation
+            )
+            for name in self.indexes
+        }
+        self.paper_evaluations = {
+            name: StreamedEvaluation(
+                paper_protocols[name],
+                self.labels,
+                pixels=self.pixels[name],
+                interpolation=interpolation,
+            )
+            for name in paper_protocols
+            if name in self.indexes
+        }
+        self.figures_per_video = figures_per_video
+        self.drawn = {  # overlays are drawn for all but the parts of a fused model
+            name
+            for name, index in self.indexes.items()
+            if not kinds[name].startswith("part of") and index.test_maps and figures_per_video >= 1
+        }
+        self.overlays: dict[str, list[OverlayFrame]] = {name: [] for name in self.drawn}
+
+    def run(self) -> tuple[dict[str, ModelResult], dict[str, dict]]:
+        """Results per score set, and the metrics of each set under its paper protocol."""
+        videos = set(self.labels).union(*(index.test for index in self.indexes.values()))
+        for video in sorted(videos):
+            self._add_video(video)
+        results = {}
+        for name, evaluation in self.evaluations.items():
+            metrics, curves = evaluation.result()
+            frame = curves["frame"]
+            results[name] = ModelResult(
+                metrics,
+                (frame.fpr, frame.tpr, frame.thresholds),
+                evaluation.scores,
+                self.overlays.get(name, []),
+            )
+        paper = {name: e.result()[0] for name, e in self.paper_evaluations.items()}
+        return results, paper
+
+    def _needs_map(self, name: str, video: str) -> bool:
+        index = self.indexes[name]
+        return (
+            video in self.labels
+            and video in index.test_maps
+            and (self.pixels[name] or name in self.drawn)
+        )
+
+    def _add_video(self, video: str) -> None:
+        needs_map = {name: self._needs_map(name, video) for name in self.indexes}
+        mask = None
+        if video in self.with_masks and any(needs_map.values()):
+            mask = load_masks(self.ground_truth_path, video)
+        for name, index in self.indexes.items():
+            if video not in index.test:
+                continue
+            raw = read_video_scores(index.path, video, maps=needs_map[name])
+            scores, score_map = self.evaluations[name].add(
+                video, raw.frame_scores, raw.score_maps, mask
+            )
+            if name in self.paper_evaluations:
+                self.paper_evaluations[name].add(video, raw.frame_scores, raw.score_maps, mask)
+            if name in self.drawn and score_map is not None:
+                self.overlays[name] += overlay_frames(
+                    video,
+                    scores,
+                    score_map,
+                    mask,
+                    self.labels[video],
+                    raw.extras.get("explanation"),
+                    self.figures_per_video,
+                )
 
 
 def eer_threshold(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> float:
@@ -90,22 +198,37 @@ SUMMARY_COLUMNS = {
     "frame_auc_micro": "frame AUC",
     "frame_auc_macro": "frame AUC macro",
     "frame_eer": "frame EER",
-    "pixel_auc": "pixel AUC",
-    "pixel_eer": "pixel EER",
+    "pixel_auc": "pixel AUC ¹",
+    "pixel_eer": "pixel EER ¹",
 }
+PIXEL_FOOTNOTE = (
+    "¹ Pixel level, 40% criterion (Mahadevan et al. 2010): a normal frame is judged on its "
+    "highest score, an anomalous frame on the ceil(0.4·n)-th highest score among its n "
+    "ground-truth pixels. The two classes are not judged alike, so a map that carries no "
+    "information (scores independent of the anomaly) scores below 0.5 pixel AUC, the further "
+    "below the more cells a map has: 0.5 is not chance level here."
+)
+TRANSDUCTIVE_NOTE = (
+    "Normalization minmax scales each test video by its own minimum and maximum: it uses "
+    "statistics of the test videos (a transductive protocol; `uses_test_statistics` in the "
+    "metrics)."
+)
 
 
 def summary_table(metrics: dict, kinds: dict[str, str]) -> str:
-    """A Markdown table: one row per evaluated score set, the headline metrics as columns."""
+    """A Markdown table: one row per evaluated score set, the headline metrics as columns;
+    under it, the footnote on the pixel columns and the protocol."""
     header = ["score set", "kind", *SUMMARY_COLUMNS.values()]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, kind in kinds.items():
         values = [metrics[name].get(key) for key in SUMMARY_COLUMNS]
         cells = ["—" if value is None else f"{value:.3f}" for value in values]
         lines.append("| " + " | ".join([name, kind, *cells]) + " |")
-    protocol = metrics["protocol"]
+    protocol = dict(metrics["protocol"])
+    transductive = protocol.pop("uses_test_statistics")
     settings = ", ".join(f"{key} {value}" for key, value in protocol.items())
-    return "\n".join(lines) + f"\n\nProtocol: {settings}.\n"
+    note = f" {TRANSDUCTIVE_NOTE}" if transductive else ""
+    return "\n".join(lines) + f"\n\n{PIXEL_FOOTNOTE}\n\nProtocol: {settings}.{note}\n"
 
 
 def write_report(
@@ -128,20 +251,22 @@ def write_report(
     for all but the parts of a fused model. With `paper_metrics_path`, the score sets named in
     `paper_protocols` are also judged under their paper's own protocol (params
     `evaluate.paper_protocols`, e.g. the smoothing a paper reports with) into that file, for
-    comparison with the paper's numbers; `metrics_path` keeps the strict protocol shared by all."""
-    labels, with_masks = load_ground_truth(ground_truth_path)
-    if not labels:
-        raise ValueError(f"{ground_truth_path}: the dataset has no ground truth to evaluate")
-    masks = {name: load_masks(ground_truth_path, name) for name in sorted(with_masks)}
-    scores = {name: read_scores(path, name) for name, path in sources.items()}
-    results = {
-        name: evaluate_model(score_set, labels, masks, protocol, interpolation)
-        for name, score_set in scores.items()
-    }
+    comparison with the paper's numbers; `metrics_path` keeps the strict protocol shared by all.
+    Every entry of either file records its protocol, with `uses_test_statistics` true when the
+    scores were normalized with statistics of the test videos (per-video min-max).
+
+    The evaluation streams one test video at a time (`ReportEvaluation`): memory does not grow
+    with the number of videos."""
+    protocols = (paper_protocols or {}) if paper_metrics_path is not None else {}
+    evaluation = ReportEvaluation(
+        sources, kinds, ground_truth_path, protocol, protocols, interpolation, figures_per_video
+    )
+    results, paper_results = evaluation.run()
+    labels = evaluation.labels
 
     metrics = {
         "protocol": {
-            **protocol.as_dict(),
+            **protocol.record(),
             "frame_auc": "micro and macro",
             "pixel_criterion": "40% of ground-truth pixels detected",
             "pixel_interpolation": interpolation,
@@ -151,7 +276,7 @@ def write_report(
     for name, result in results.items():
         summary = dict(result.metrics)
         per_video[name] = summary.pop("frame_auc_per_video")
-        metrics[name] = summary
+        metrics[name] = {"protocol": protocol.record(), **summary}
     # Everything is computed and serialised before anything is written; then the plot data and
     # figures, each folder replaced whole only once complete, and last the metrics, per-video
     # AUCs and summary: a failure on the way leaves no fresh metrics beside stale figures.
@@ -161,11 +286,12 @@ def write_report(
         Path(summary_path): summary_table(metrics, kinds),
     }
     if paper_metrics_path is not None:
-        protocols = paper_protocols or {}
         paper: dict = {"protocols": {name: p.as_dict() for name, p in protocols.items()}}
-        for name in (name for name in protocols if name in scores):
-            result = evaluate_model(scores[name], labels, masks, protocols[name], interpolation)
-            paper[name] = {k: v for k, v in result.metrics.items() if k != "frame_auc_per_video"}
+        for name, paper_metrics in paper_results.items():
+            paper[name] = {
+                "protocol": protocols[name].record(),
+                **{k: v for k, v in paper_metrics.items() if k != "frame_auc_per_video"},
+            }
         texts[Path(paper_metrics_path)] = json_text(paper)
     with atomic_directory(plots_dir) as plots, atomic_directory(figures_dir) as figures:
         for name, result in results.items():
@@ -182,11 +308,7 @@ def write_report(
             figures / "roc.png",
         )
         write_score_figures(results, labels, figures)
-        for name in results:
-            if not kinds[name].startswith("part of"):
-                write_overlays(
-                    name, results[name], labels, masks, frames_path, figures, figures_per_video
-                )
+        write_overlays(results, frames_path, figures)
     for path, text in texts.items():
         with atomic_output(path) as tmp:
             tmp.write_text(text)
@@ -206,32 +328,37 @@ def write_score_figures(
         plot_score_curves(video, curves, labels[video], figures / "scores" / f"{video}.png")
 
 
-def write_overlays(
-    model: str,
-    result: ModelResult,
-    labels: dict[str, np.ndarray],
-    masks: dict[str, np.ndarray],
-    frames_path: str,
-    figures: Path,
-    per_video: int,
-) -> None:
-    """The highest-scoring frames of each test video, cells above the EER threshold in red."""
-    if not result.maps or per_video < 1:
-        return
-    threshold = eer_threshold(*result.frame_roc)
-    for video, scores in sorted(result.scores.items()):
-        if video not in labels:
-            continue
-        frames = load_frames(frames_path, video_key("test", video))
-        for index in np.argsort(-scores, kind="stable")[:per_video]:
-            mask = masks[video][index] if video in masks else None
-            image = overlay_detection(frames[index], result.maps[video][index], threshold, mask)
-            label = "anomalous" if labels[video][index] else "normal"
-            why = result.explanations.get(video) if result.explanations else None
-            note = f"\n{why[index]}" if why is not None and why[index] else ""
-            save_overlay(
-                image,
-                f"{model} · video {video} · frame {index} ({label}; red: detected, "
-                f"green: ground truth){note}",
-                figures / "overlays" / f"{model}_{video}_{index:04d}.png",
-            )
+def write_overlays(results: dict[str, ModelResult], frames_path: str, figures: Path) -> None:
+    """The highest-scoring frames of each test video (`ModelResult.overlays`), cells above
+    the EER threshold of their score set in red; frames are read from the cache only those."""
+    wanted: dict[str, set[int]] = {}
+    for result in results.values():
+        for frame in result.overlays:
+            wanted.setdefault(frame.video, set()).add(frame.index)
+    for video, indices in sorted(wanted.items()):
+        images = read_frames_at(frames_path, video_key("test", video), sorted(indices))
+        for model, result in results.items():
+            if not result.overlays:
+                continue
+            threshold = eer_threshold(*result.frame_roc)
+            for frame in (f for f in result.overlays if f.video == video):
+                image = overlay_detection(
+                    images[frame.index], frame.score_map, threshold, frame.mask
+                )
+                label = "anomalous" if frame.anomalous else "normal"
+                note = f"\n{frame.explanation}" if frame.explanation else ""
+                save_overlay(
+                    image,
+                    f"{model} · video {video} · frame {frame.index} ({label}; red: detected, "
+                    f"green: ground truth){note}",
+                    figures / "overlays" / f"{model}_{video}_{frame.index:04d}.png",
+                )
+
+
+def read_frames_at(path: str, key: str, indices: list[int]) -> dict[int, np.ndarray]:
+    """Some frames of one video of the frame cache, as stored (what `load_frames` gives)."""
+    with open_cache(path) as f:
+        if key not in f:
+            raise KeyError(f"{path}: no video '{key}'")
+        frames = f[key]["frames"]
+        return {index: read_dataset(frames, index) for index in indices}

@@ -6,9 +6,9 @@ True = anomalous; for the pixel level, score maps (T, h, w) on any grid and grou
 name order.
 
 Frame level: the ROC of the frame scores against the labels, either over all frames of all
-videos together (micro, the protocol of HF2-VAD, MNAD and most papers) or per video and
-averaged (macro). A video that holds one class only has no AUC; macro leaves it out of the
-mean and says so.
+videos together (micro) or per video and averaged (macro). A video that holds one class only
+has no AUC; macro leaves it out of the mean and says so. Micro AUC on raw scores is not by
+itself any cited paper's protocol: see "Protocols of the cited papers" below.
 
 Pixel level (Mahadevan et al. CVPR 2010, Li et al. TPAMI 2014): at threshold θ a frame is
 detected when any of its pixel scores is ≥ θ. A detected normal frame is a false positive; an
@@ -20,8 +20,46 @@ Rules where labels and masks disagree: an anomalous-labelled frame with an empty
 localized and is left out of the pixel-level count; a normal-labelled frame with mask pixels is
 treated as normal (labels decide the class). Both are counted in the result.
 
+An uninformative map scores below 0.5 pixel AUC, not 0.5: the two classes are judged on
+different statistics (a normal frame on its maximum over all pixels, an anomalous one on an
+order statistic of a subset of them), so with scores independent of the anomaly a normal
+frame's critical value is stochastically the larger; the more cells a map has, the lower.
+
 EER is the rate at which FPR = 1 - TPR (false alarms equal misses), interpolated linearly
 between the two ROC points that bracket it.
+
+Protocols of the cited papers (what their evaluation code or text does; "not verified" where
+neither says). Affine maps common to all test videos change no AUC and are left out.
+- MNAD (Park et al. CVPR 2020; code cvlab-yonsei/MNAD, Evaluate.py and utils.py): per test
+  video, PSNR and feature distance are each min-max normalized with that video's own min and
+  max (transductive), combined with weight alpha; then one AUC over the concatenated frames of
+  all videos (micro; with the prediction model the first 4 frames of each video are dropped).
+  No smoothing. Our nearest setting: normalization minmax, micro.
+- HF2-VAD (Liu et al. ICCV 2021; code LiUzHiAn/hf2vad, eval.py and utils/eval_utils.py):
+  frame score = maximum over its objects of w_r·z(flow error) + w_p·z(prediction error), z
+  with the training mean and std of each error (eq. 9; per stream, so it matters for the sum);
+  the first 4 frames of each video dropped; per video a median filter of 17 frames
+  (scipy.signal.medfilt, whose edges are zero-padded, not reflected as ours); no per-video
+  min-max; one AUC over the concatenated frames (micro). Ours: smoothing median, window 17.
+- Reiss & Hoshen (arXiv 2212.00789; code talreiss/Accurate-Interpretable-VAD, evaluate.py):
+  each attribute's frame scores are min-max scaled with TRAINING statistics (min, and the 99.9th
+  percentile as max: common to all videos, so it matters only for their sum), summed, then
+  Gaussian-smoothed per video with sigma 3 (scipy gaussian_filter1d: reflected edges, as ours);
+  micro AUC, and a macro AUC in which every video gets one extra normal frame scored 0 and one
+  extra anomalous frame scored at the float maximum (so one-class videos count, unlike our
+  macro, which leaves them out). Ours: smoothing gaussian, sigma 3, micro.
+- ITAE (Cho et al., Pattern Recognition 2022; paper text only, no official code found): eq. 9
+  sums reconstruction error and NLL, each min-max normalized "within a video clip"
+  (transductive); the AUC is called "average AUC" (micro or macro: not verified); smoothing:
+  not verified (the paper text mentions none).
+- GMFC-VAE (Fan et al., arXiv 1805.11223, Sec. IV-B, Table III; paper text only, no official
+  code found): ROCs by varying the threshold on patch energy (eq. 19): a frame is detected when
+  a patch exceeds it (frame level), and an anomalous frame is a true positive when 40% of its
+  ground truth is detected (pixel level); rates are over frames (pooling across videos: not
+  verified). No smoothing or normalization is mentioned (not verified beyond the text).
+- Chang et al. (Pattern Recognition 2022; paper text only, no official code found): eq. 14
+  min-max normalizes the score within each test video (transductive); frame-level AUC, micro
+  or macro: not verified; smoothing: not verified.
 """
 
 from __future__ import annotations
@@ -319,6 +357,56 @@ def pixel_roc(
     )
 
 
+class PixelRocAccumulator:
+    """`pixel_roc` fed one video at a time, so that no two videos' maps and masks need be in
+    memory together: of each video only what the ROC needs is kept, every counted frame's
+    critical value (a float) and class. `result()` equals `pixel_roc` over the same videos."""
+
+    def __init__(self, *, coverage: float = PIXEL_COVERAGE, interpolation: str = "nearest"):
+        self.coverage = coverage
+        self.interpolation = interpolation
+        self._names: set[str] = set()
+        self._values: list[np.ndarray] = []
+        self._positives: list[np.ndarray] = []
+        self._n_anomalous_empty_mask = 0
+        self._n_normal_with_mask = 0
+
+    def add(self, name: str, score_map: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> None:
+        """One video: its (T, h, w) score map, (T, H, W) mask and (T,) labels."""
+        if name in self._names:
+            raise ValueError(f"video {name!r} was added twice to the pixel-level ROC")
+        video_labels = _check_labels(name, labels)
+        critical, frame_max, n_gt = _frame_values(
+            name, score_map, mask, self.coverage, self.interpolation
+        )
+        if video_labels.size != n_gt.size:
+            raise ValueError(f"video {name!r}: {n_gt.size} masks but {video_labels.size} labels")
+        self._names.add(name)
+        localizable = video_labels & (n_gt > 0)
+        self._n_anomalous_empty_mask += int((video_labels & (n_gt == 0)).sum())
+        self._n_normal_with_mask += int((~video_labels & (n_gt > 0)).sum())
+        self._values += [critical[localizable], frame_max[~video_labels]]
+        self._positives += [
+            np.ones(int(localizable.sum()), bool),
+            np.zeros(int((~video_labels).sum()), bool),
+        ]
+
+    def result(self) -> PixelRoc:
+        """The pixel-level ROC of every video added so far."""
+        if not self._names:
+            raise ValueError("no video has a score map, a mask and labels")
+        all_values, all_positives = np.concatenate(self._values), np.concatenate(self._positives)
+        _require_both_classes(all_positives, "pixel-level")
+        return PixelRoc(
+            curve=RocCurve(*roc_curve(all_positives, all_values)),
+            n_videos=len(self._names),
+            n_anomalous=int(all_positives.sum()),
+            n_normal=int((~all_positives).sum()),
+            n_anomalous_empty_mask=self._n_anomalous_empty_mask,
+            n_normal_with_mask=self._n_normal_with_mask,
+        )
+
+
 def pixel_auc_eer(
     score_maps: Mapping[str, np.ndarray],
     masks: Mapping[str, np.ndarray],
@@ -337,24 +425,11 @@ def pixel_auc_eer(
 # --- everything at once ---------------------------------------------------------------------
 
 
-def evaluate(
-    scores: Mapping[str, np.ndarray],
-    labels: Mapping[str, np.ndarray],
-    score_maps: Mapping[str, np.ndarray] | None = None,
-    masks: Mapping[str, np.ndarray] | None = None,
-    *,
-    coverage: float = PIXEL_COVERAGE,
-    interpolation: str = "nearest",
-) -> tuple[dict, dict[str, RocCurve]]:
-    """All metrics as a JSON-ready dict, and the ROC curves {"frame": ..., "pixel": ...}.
-
-    Pixel metrics are computed when both `score_maps` and `masks` are given, over the videos
-    that also have scores and labels.
-    """
-    if (score_maps is None) != (masks is None):
-        raise ValueError("score_maps and masks must be given together")
+def frame_metrics(
+    scores: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]
+) -> tuple[dict, RocCurve]:
+    """The frame-level part of `evaluate`'s dict, and the frame ROC (micro)."""
     videos = aligned_videos(scores, labels)
-    names = [name for name, _, _ in videos]
     frame_curve = roc(scores, labels)
     macro, macro_details = frame_auc_macro(scores, labels)
     n_anomalous = sum(int(video_labels.sum()) for _, _, video_labels in videos)
@@ -370,14 +445,44 @@ def evaluate(
         "macro_n_excluded_videos": macro_details["n_excluded"],
         "frame_auc_per_video": macro_details["per_video"],
     }
+    return metrics, frame_curve
+
+
+def pixel_metrics(result: PixelRoc) -> dict:
+    """The pixel-level part of `evaluate`'s dict: AUC, EER and the frame counts."""
+    curve = result.curve
+    return {
+        "pixel_auc": float(auc(curve.fpr, curve.tpr)),
+        "pixel_eer": eer(curve.fpr, curve.tpr),
+        **result.counts(),
+    }
+
+
+def evaluate(
+    scores: Mapping[str, np.ndarray],
+    labels: Mapping[str, np.ndarray],
+    score_maps: Mapping[str, np.ndarray] | None = None,
+    masks: Mapping[str, np.ndarray] | None = None,
+    *,
+    coverage: float = PIXEL_COVERAGE,
+    interpolation: str = "nearest",
+) -> tuple[dict, dict[str, RocCurve]]:
+    """All metrics as a JSON-ready dict, and the ROC curves {"frame": ..., "pixel": ...}.
+
+    Pixel metrics are computed when both `score_maps` and `masks` are given, over the videos
+    that also have scores and labels. Everything is in memory at once; vad.eval.stream computes
+    the same one video at a time.
+    """
+    if (score_maps is None) != (masks is None):
+        raise ValueError("score_maps and masks must be given together")
+    metrics, frame_curve = frame_metrics(scores, labels)
     curves = {"frame": frame_curve}
     if score_maps is not None and masks is not None:
+        names = [name for name, _, _ in aligned_videos(scores, labels)]
         scored_maps = {name: score_maps[name] for name in names if name in score_maps}
         result = pixel_roc(
             scored_maps, masks, labels, coverage=coverage, interpolation=interpolation
         )
-        metrics["pixel_auc"] = float(auc(result.curve.fpr, result.curve.tpr))
-        metrics["pixel_eer"] = eer(result.curve.fpr, result.curve.tpr)
-        metrics.update(result.counts())
+        metrics.update(pixel_metrics(result))
         curves["pixel"] = result.curve
     return metrics, curves

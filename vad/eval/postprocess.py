@@ -8,8 +8,14 @@ the sequence is mirrored about its end, d c b a | a b c d | d c b a):
 
 Normalization is an affine map per video, fitted on the (smoothed) frame scores:
 - `none`;
-- `minmax`: (s - min) / (max - min) over the video, so it spans [0, 1]; a constant video -> 0;
-- `zscore`: (s - mean) / std with the mean and std of the TRAINING-video scores.
+- `minmax`: (s - min) / (max - min) over the video, so it spans [0, 1]; a constant video -> 0.
+  It uses each test video's own minimum and maximum, i.e. statistics of the test data
+  (transductive): `Protocol.uses_test_statistics` says so and the metrics record it.
+
+There is no z-score with training statistics: one affine map x -> (x - mean) / std with std > 0,
+common to every video, keeps the order of all scores, so no ROC-based metric (frame AUC micro
+or macro, EER, pixel AUC or EER) can change; the option only suggested otherwise and was removed
+(`REMOVED_NORMALIZATIONS` says why when a protocol asks for it).
 
 Score maps (T, h, w) get the same smoothing along time (pixel by pixel) and the very affine
 map of their video's frame scores, so pixel-level numbers use maps processed consistently with
@@ -27,7 +33,14 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, median_filter
 
 SMOOTHINGS = ("none", "median", "gaussian")
-NORMALIZATIONS = ("none", "minmax", "zscore")
+NORMALIZATIONS = ("none", "minmax")
+REMOVED_NORMALIZATIONS = {
+    "zscore": (
+        "was removed: z-scoring with the training mean and std is one increasing affine map "
+        "common to every video, which leaves every ROC-based metric (frame and pixel AUC, EER) "
+        "unchanged; use `none` (the same numbers) or `minmax` (per test video)"
+    )
+}
 
 
 class Affine(NamedTuple):
@@ -69,29 +82,24 @@ def smooth_along_time(
     raise ValueError(f"smoothing must be one of {', '.join(SMOOTHINGS)}; got {smoothing!r}")
 
 
-def normalization_affine(
-    scores: np.ndarray,
-    normalization: str,
-    train_stats: tuple[float, float] | None = None,
-) -> Affine:
+def _check_normalization(normalization: str) -> None:
+    if normalization in REMOVED_NORMALIZATIONS:
+        raise ValueError(
+            f"normalization {normalization!r} {REMOVED_NORMALIZATIONS[normalization]}"
+        )
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}"
+        )
+
+
+def normalization_affine(scores: np.ndarray, normalization: str) -> Affine:
     """The affine map that normalizes one video's frame scores."""
-    if normalization == "none":
-        return IDENTITY
+    _check_normalization(normalization)
     if normalization == "minmax":
         low, high = float(np.min(scores)), float(np.max(scores))
         return Affine(low, high - low)
-    if normalization == "zscore":
-        if train_stats is None:
-            raise ValueError(
-                "zscore normalization needs train_stats (mean, std of training scores)"
-            )
-        mean, std = (float(value) for value in train_stats)
-        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
-            raise ValueError(f"train_stats must be a finite mean and std > 0, got {train_stats}")
-        return Affine(mean, std)
-    raise ValueError(
-        f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}"
-    )
+    return IDENTITY
 
 
 def _check_video_scores(name: str, scores: np.ndarray) -> np.ndarray:
@@ -153,11 +161,7 @@ class Protocol:
             raise ValueError(
                 f"smoothing must be one of {', '.join(SMOOTHINGS)}; got {self.smoothing!r}"
             )
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"normalization must be one of {', '.join(NORMALIZATIONS)}; "
-                f"got {self.normalization!r}"
-            )
+        _check_normalization(self.normalization)
         self._check_window()
         self._check_sigma()
 
@@ -210,34 +214,48 @@ class Protocol:
         settings["normalization"] = self.normalization
         return settings
 
+    @property
+    def uses_test_statistics(self) -> bool:
+        """Whether the scores of a test video are normalized with statistics of that test video
+        (per-video min-max): a transductive protocol, recorded beside the metrics."""
+        return self.normalization == "minmax"
+
+    def record(self) -> dict[str, object]:
+        """`as_dict` and whether the protocol uses test statistics: written into each metrics
+        entry, so a transductive number cannot pass for an inductive one."""
+        return {**self.as_dict(), "uses_test_statistics": self.uses_test_statistics}
+
     def apply(
-        self,
-        scores: Mapping[str, np.ndarray],
-        maps: Mapping[str, np.ndarray] | None = None,
-        train_stats: tuple[float, float] | None = None,
+        self, scores: Mapping[str, np.ndarray], maps: Mapping[str, np.ndarray] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
         """Post-process frame scores and, consistently, the score maps of the same videos.
 
         Every video in `maps` must have frame scores: its normalization is fitted on them.
         """
-        if self.normalization == "zscore" and train_stats is None:
-            raise ValueError(
-                "zscore normalization needs train_stats (mean, std of training scores)"
-            )
         missing = sorted(set(maps or {}) - set(scores))
         if missing:
             raise ValueError(f"score maps without frame scores for video(s) {', '.join(missing)}")
         out_scores: dict[str, np.ndarray] = {}
         out_maps: dict[str, np.ndarray] | None = None if maps is None else {}
         for name in sorted(scores):
-            video_scores = _check_video_scores(name, scores[name])
-            smoothed = self._smooth(video_scores)
-            affine = normalization_affine(smoothed, self.normalization, train_stats)
-            out_scores[name] = affine(smoothed)
-            if maps is not None and name in maps:
-                video_map = _check_video_map(name, maps[name], video_scores.size)
-                out_maps[name] = affine(self._smooth(video_map))
+            video_map = None if maps is None else maps.get(name)
+            out_scores[name], processed_map = self.apply_video(name, scores[name], video_map)
+            if processed_map is not None:
+                out_maps[name] = processed_map
         return out_scores, out_maps
+
+    def apply_video(
+        self, name: str, scores: np.ndarray, score_map: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One video's post-processed frame scores and, with the same affine map, its score
+        map (None without one): what `apply` does per video, for evaluating one at a time."""
+        video_scores = _check_video_scores(name, scores)
+        smoothed = self._smooth(video_scores)
+        affine = normalization_affine(smoothed, self.normalization)
+        if score_map is None:
+            return affine(smoothed), None
+        video_map = _check_video_map(name, score_map, video_scores.size)
+        return affine(smoothed), affine(self._smooth(video_map))
 
     def _smooth(self, values: np.ndarray) -> np.ndarray:
         return smooth_along_time(values, self.smoothing, window=self.window, sigma=self.sigma)

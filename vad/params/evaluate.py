@@ -10,7 +10,16 @@ from __future__ import annotations
 from vad.config import Section, check_all
 
 SMOOTHINGS = ("none", "median", "gaussian")
-NORMALIZATIONS = ("none", "minmax", "zscore")
+NORMALIZATIONS = ("none", "minmax")
+# Choices that were offered once, and why they are gone (the same text as
+# vad.eval.postprocess.REMOVED_NORMALIZATIONS; tests/test_params.py keeps them equal).
+REMOVED_NORMALIZATIONS = {
+    "zscore": (
+        "was removed: z-scoring with the training mean and std is one increasing affine map "
+        "common to every video, which leaves every ROC-based metric (frame and pixel AUC, EER) "
+        "unchanged; use `none` (the same numbers) or `minmax` (per test video)"
+    )
+}
 INTERPOLATIONS = ("nearest", "bilinear")
 EVALUATE_KEYS = (
     "smoothing",
@@ -60,8 +69,16 @@ def _protocol(section: Section, default: str | None = "none") -> dict:
         "smoothing": smoothing,
         "window": window if smoothing == "median" else None,
         "sigma": sigma if smoothing == "gaussian" else None,
-        "normalization": section.str("normalization", list(NORMALIZATIONS), default=default),
+        "normalization": _normalization(section, default),
     }
+
+
+def _normalization(section: Section, default: str | None) -> str:
+    """`normalization`, refusing a removed choice with the reason it was removed."""
+    value = section.values.get("normalization")
+    if isinstance(value, str) and value in REMOVED_NORMALIZATIONS:
+        raise section.error("normalization", f"{value!r} {REMOVED_NORMALIZATIONS[value]}")
+    return section.str("normalization", list(NORMALIZATIONS), default=default)
 
 
 def _paper_protocols(section: Section) -> dict:
