@@ -137,6 +137,7 @@ class Velocity(Method):
     name = "velocity"
     package = "vad.methods.velocity"
     inputs = ("flow", "objects")
+    streaming = "vad.serve.scorers.velocity:velocity_scorer"
     budgets = {"ped2": {}}  # the defaults: a few seconds on 2 cores
 
     def settings(self, params: dict) -> dict[str, Settings]:
