@@ -76,3 +76,44 @@ def video_frame_count(path: Path) -> int:
         count += 1
     capture.release()
     return count
+
+
+def velocity_run(root: Path, overrides: dict | None = None) -> Path:
+    """A run folder with a trained velocity method: the frames, flow and objects stages and
+    prepare/train/score@velocity run in-process on the tiny scene (flow at 96x72, another size
+    than the 112x84 frames, so boxes are scaled to the flow's grid), `overrides` merged into
+    params sections (e.g. {"objects": {"foreground": ["difference", "mog2"]}})."""
+    from vad.methods.velocity.method import VELOCITY
+    from vad.motion.flow_runner import run_flow_stage
+    from vad.objects.runner import run_objects_stage
+    from vad.params.flow import flow_settings
+    from vad.params.objects import objects_settings
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["methods"] = ["velocity"]
+    params["data"]["synthetic"] = {**SCENE, "frames_per_video": 24}
+    params["flow"].update(size=[96, 72], dis={"preset": "fast"})
+    for section, values in (overrides or {}).items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    interim = root / "data" / "interim"
+    frames = interim / "frames.h5"
+    dataset = open_dataset("synthetic", None, options=params["data"]["synthetic"])
+    write_frame_cache(dataset, frames, interim / "ground_truth.h5", "gray", progress=False)
+    flow = flow_settings(params)
+    run_flow_stage(
+        frames, interim / "flow.h5", flow["method"], flow["options"], flow["size"], 1, False
+    )
+    run_objects_stage(
+        frames, interim / "objects.h5", objects_settings(params)["settings"], 1, False
+    )
+    settings = VELOCITY.settings(params)
+    inputs = Inputs({"flow": interim / "flow.h5", "objects": interim / "objects.h5"})
+    prepared = root / "data" / "prepared" / "velocity.h5"
+    VELOCITY.prepare(inputs, settings["prepare"], prepared)
+    model_dir = root / "data" / "models" / "velocity"
+    model_dir.mkdir(parents=True)
+    VELOCITY.train(prepared, settings["train"], model_dir, root / "work")
+    scores = VELOCITY.score(inputs, prepared, model_dir, settings["score"])
+    write_scores(root / "data" / "scores" / "velocity.h5", scores)
+    return root

@@ -32,6 +32,7 @@ SCORERS = {
     "gmfc_vae_rgb": "data/scores/gmfc_vae_rgb.h5",
     "gmfc_vae_dynflow": "data/scores/gmfc_vae_dynflow.h5",
     "gmfc_vae": "data/fused/gmfc_vae.h5",
+    "velocity": "data/scores/velocity.h5",
 }
 # Scores are float32 in the score files; the streaming path computes in float32/float64 with the
 # same functions, on windows instead of whole videos (see README "Score your own footage").

@@ -170,7 +170,9 @@ def test_a_method_without_streaming_says_so(tmp_path):
         unsupported.stream_scorer(tmp_path, {})
 
 
-@pytest.mark.parametrize("package", ["vad.methods.gmfc_vae", "vad.methods.baseline"])
+@pytest.mark.parametrize(
+    "package", ["vad.methods.gmfc_vae", "vad.methods.baseline", "vad.methods.velocity"]
+)
 def test_streaming_code_is_no_part_of_a_methods_stage_fingerprint(package):
     """Methods name their streaming factory by string: editing vad/serve or the flow code it
     uses re-runs none of a method's prepare/train/score stages."""

@@ -5,9 +5,10 @@ For each frame size (Ped2's 360x240 and Avenue's 640x360), one synthetic test cl
 embedded scene is rendered at that size and written as an MJPG AVI file; each scorer then scores
 it through `vad score`'s own loop (decoding, the scorer, the CSV/JSONL rows, events and the
 annotated MP4) in this process, pinned to 2 CPU cores. Reported per scorer and size: frames per
-second over the whole loop and the share of its time in decoding, flow, dynamic flow, model,
-frame preparation and writing. Speed depends on the run's sizes (frame, flow and patch grid)
-and model architecture, not on its training budget; the JSON records the bundle's params.
+second over the whole loop and the share of its time in decoding, flow, dynamic flow, object
+boxes (velocity), model, frame preparation and writing. Speed depends on the run's sizes (frame,
+flow and patch grid), model architecture and (velocity) object settings, not on its training
+budget; the JSON records the bundle's params.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def write_clip(path: Path, size: tuple[int, int], frames: int, seed: int = 0) ->
 
 
 def shares(seconds: dict[str, float], parts: dict[str, float]) -> dict[str, float]:
-    """Fractions of the time spent: decode, the scorer's parts (flow, dynamic_flow, model,
-    frames: conversions and moving-patch masks), other scoring work, write. A fused model's
+    """Fractions of the time spent: decode, the scorer's parts (flow, dynamic_flow, objects:
+    the velocity method's boxes, model, frames: conversions and moving-patch masks), other
+    scoring work, write. A fused model's
     parts run in parallel threads, so its part times are summed over them (CPU time)."""
     split = {"decode": seconds["decode"], **parts}
     split["score_other"] = max(seconds["score"] - sum(parts.values()), 0.0)
@@ -80,7 +82,16 @@ def run_score_benchmark(
             "recipe": recipe,
             "params": {
                 key: bundle.params.get(key)
-                for key in ("frames", "flow", "dynamic_flow", "baseline", "patches", "gmfc_vae")
+                for key in (
+                    "frames",
+                    "flow",
+                    "dynamic_flow",
+                    "baseline",
+                    "patches",
+                    "gmfc_vae",
+                    "objects",
+                    "velocity",
+                )
             },
             "training_frames": bundle.manifest["training_frames"],
             "note": "speed depends on the sizes and architecture above, not on the training "

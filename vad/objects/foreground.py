@@ -30,13 +30,16 @@ def difference_masks(gray: np.ndarray, blur: int, threshold: float) -> np.ndarra
     return (before + after) > threshold
 
 
+def background_subtractor(kind: str) -> cv2.BackgroundSubtractor:
+    """A fresh OpenCV MOG2 or KNN background subtractor (OpenCV's defaults, shadows off)."""
+    if kind == "mog2":
+        return cv2.createBackgroundSubtractorMOG2(detectShadows=False)
+    return cv2.createBackgroundSubtractorKNN(detectShadows=False)
+
+
 def subtractor_masks(gray: np.ndarray, kind: str) -> np.ndarray:
     """Foreground of OpenCV's MOG2 or KNN background subtractor, fed the video in order."""
-    model = (
-        cv2.createBackgroundSubtractorMOG2(detectShadows=False)
-        if kind == "mog2"
-        else cv2.createBackgroundSubtractorKNN(detectShadows=False)
-    )
+    model = background_subtractor(kind)
     return np.stack([model.apply(frame) > 0 for frame in gray])
 
 

@@ -49,24 +49,33 @@ class VideoObjects(dict):
     """frame, box, score, source arrays of one video (the datasets of its group)."""
 
 
-_detectors: list[tuple[int, object]] = []
+Detectors = list[tuple[int, object]]  # (index into SOURCES, detector) of the enabled ones
+_detectors: Detectors = []
+
+
+def build_detectors(settings: ObjectSettings) -> Detectors:
+    """The enabled detectors (HOG, ONNX), each with the index of its source."""
+    detectors: Detectors = []
+    if settings.hog:
+        detectors.append(
+            (SOURCES.index("hog"), HogPeople(settings.hog_upscale, settings.hog_threshold))
+        )
+    if settings.onnx:
+        detectors.append((SOURCES.index("onnx"), OnnxDetector(settings.onnx, settings.onnx_size)))
+    return detectors
 
 
 def init_detectors(settings: ObjectSettings) -> None:
     """Build the enabled detectors once per process (an ONNX net cannot be pickled)."""
-    _detectors.clear()
-    if settings.hog:
-        _detectors.append(
-            (SOURCES.index("hog"), HogPeople(settings.hog_upscale, settings.hog_threshold))
-        )
-    if settings.onnx:
-        _detectors.append((SOURCES.index("onnx"), OnnxDetector(settings.onnx, settings.onnx_size)))
+    _detectors[:] = build_detectors(settings)
 
 
-def _detect(frame: np.ndarray, settings: ObjectSettings) -> tuple[Detections, np.ndarray]:
+def detect(
+    frame: np.ndarray, settings: ObjectSettings, detectors: Detectors
+) -> tuple[Detections, np.ndarray]:
     """Filtered detector boxes of one gray frame, their scores and sources."""
     found, scores, sources = [B.EMPTY], [np.zeros(0, np.float32)], [np.zeros(0, np.uint8)]
-    for source, detector in _detectors:
+    for source, detector in detectors:
         boxes, score = detector(frame)  # type: ignore[operator]
         if source == SOURCES.index("onnx"):
             boxes, score = B.filter_detections(
@@ -84,7 +93,7 @@ def _detect(frame: np.ndarray, settings: ObjectSettings) -> tuple[Detections, np
 
 def video_objects(gray: np.ndarray, settings: ObjectSettings) -> VideoObjects:
     """All boxes of a T×H×W uint8 video (detectors first, then foreground), frame by frame."""
-    detections = [_detect(frame, settings) for frame in gray]
+    detections = [detect(frame, settings, _detectors) for frame in gray]
     blanks = [boxes for (boxes, _), _ in detections]
     frames, boxes, scores, sources = [], [], [], []
     for t, (fg_boxes, fg_scores) in enumerate(foreground_boxes(gray, settings, blanks)):

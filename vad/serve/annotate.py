@@ -1,5 +1,7 @@
 """The annotated MP4 of `vad score`: each input frame with its score map as a heat-map overlay,
-the running score curve along the bottom with the alert threshold line, and the frame's score.
+the running score curve along the bottom with the alert threshold line, and the frame's score;
+for methods that explain their scores (velocity), the top object's box and, below the score,
+what makes it anomalous.
 
 The heat map shows each map cell from the map cells' training mean (transparent) to the alert
 threshold (full colour): a cell at or above the threshold alone would raise an alert. The video
@@ -19,9 +21,11 @@ import numpy as np
 
 from vad.cache import atomic_output
 from vad.methods.base import ScoredFrame
+from vad.serve.explained import Explanation, explanation_of
 
-STRIP = 72  # pixels below the frame: a line of text, then the score curve
-CURVE_TOP = 18  # first row of the curve's plot area in the strip
+STRIP = 86  # pixels below the frame: two lines of text, then the score curve
+CURVE_TOP = 32  # first row of the curve's plot area in the strip
+FONT_SCALE = 0.4
 FOURCC = "mp4v"
 ALERT_BGR = (40, 40, 230)
 CURVE_BGR = (240, 240, 240)
@@ -62,6 +66,9 @@ class AnnotatedVideo:
         image = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
         if scored is not None and scored.score_map is not None:
             image = self._overlay(image, scored.score_map)
+        explanation = explanation_of(scored)
+        if explanation is not None:
+            self._outline(image, explanation, scored.score > self.threshold)
         if scored is not None:
             self.curve.append(scored.score)
         self._writer.write(np.concatenate([image, self._strip(scored)]))
@@ -74,6 +81,13 @@ class AnnotatedVideo:
         colour = cv2.applyColorMap(np.uint8(heat * 255), cv2.COLORMAP_JET)
         alpha = (0.6 * heat)[..., None]
         return np.uint8(image * (1 - alpha) + colour * alpha)
+
+    def _outline(self, image: np.ndarray, explanation: Explanation, alert: bool) -> None:
+        """The explained object's box (given as fractions of the frame) drawn on `image`."""
+        x1, y1, x2, y2 = explanation.box
+        width, height = self.size
+        corners = (int(x1 * width), int(y1 * height)), (int(x2 * width) - 1, int(y2 * height) - 1)
+        cv2.rectangle(image, *corners, ALERT_BGR if alert else CURVE_BGR, 1)
 
     def _strip(self, scored: ScoredFrame | None) -> np.ndarray:
         width = self.size[0]
@@ -97,7 +111,10 @@ class AnnotatedVideo:
             alert = scored.score > self.threshold
             text = f"frame {scored.index}  score {scored.score:.4g}" + ("  ALERT" if alert else "")
             colour = ALERT_BGR if alert else CURVE_BGR
-        cv2.putText(strip, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+        put_text(strip, text, 14, colour)
+        explanation = explanation_of(scored)
+        if explanation is not None:
+            put_text(strip, explanation.text, 28, colour)
         return strip
 
     def __exit__(
@@ -118,3 +135,18 @@ class AnnotatedVideo:
                 self._output.__exit__(ValueError, empty, None)
             else:
                 self._output.__exit__(exc_type, exc, tb)
+
+
+def put_text(image: np.ndarray, text: str, baseline: int, colour: tuple[int, int, int]) -> None:
+    """One line of text from the left edge, cut (ending in "...") to the image's width."""
+    font, room = cv2.FONT_HERSHEY_SIMPLEX, image.shape[1] - 8
+
+    def width(line: str) -> int:
+        return cv2.getTextSize(line, font, FONT_SCALE, 1)[0][0]
+
+    line, kept = text, len(text)
+    while kept > 0 and width(line) > room:
+        kept -= 1
+        line = text[:kept] + "..."
+    shown = line if kept else ""
+    cv2.putText(image, shown, (4, baseline), font, FONT_SCALE, colour, 1, cv2.LINE_AA)

@@ -1,9 +1,12 @@
 """A run bundle: a folder with everything `vad score` needs, checked when it is loaded.
 
 Layout: `manifest.json` (format, version, scorers with their training statistics and alert
-thresholds, the frames the run was trained on, provenance, and the size and BLAKE2b digest of
-every other file), `params.yaml` (the params that produced the models) and `models/<method>/`
-(each method's trained model folder as its train stage wrote it). Loading refuses, naming the
+thresholds, the frames the run was trained on, provenance, the files params name (below), and
+the size and BLAKE2b digest of every other file), `params.yaml` (the params that produced the
+models), `models/<method>/` (each method's trained model folder as its train stage wrote it)
+and `inputs/` (copies of files that params name and streaming reads, e.g. `objects.onnx`, the
+ONNX detector; `param_files` maps each params key to its copy, and the loaded params point to
+the copy). Loading refuses, naming the
 file, a bundle whose manifest is missing, unreadable or of another format version, and any
 listed file that is missing, of another size or another digest (truncated or altered).
 """
@@ -22,6 +25,7 @@ VERSION = 1
 MANIFEST = "manifest.json"
 PARAMS = "params.yaml"
 MODELS = "models"
+INPUTS = "inputs"
 
 
 class BundleError(ValueError):
@@ -104,4 +108,7 @@ def load_bundle(path: str | Path) -> Bundle:
         if file_digest(file) != expected["blake2b"]:
             raise BundleError(f"{file}: content differs from the manifest's digest (altered?)")
     params = yaml.safe_load((path / PARAMS).read_text())
+    for key, inside in manifest.get("param_files", {}).items():
+        section, name = key.split(".", 1)
+        params[section][name] = str(path / inside)
     return Bundle(path=path, manifest=manifest, params=params)

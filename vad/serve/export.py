@@ -1,7 +1,10 @@
 """`vad export`: a run bundle (vad.serve.bundle) from a reproduced workspace or a git/DVC
 revision of it (a commit, branch, tag or `dvc exp` experiment name).
 
-What goes in: each chosen method's model folder (data/models/<method>), the params, and per
+What goes in: each chosen method's model folder (data/models/<method>), the params, the files
+the params name that its streaming scorer reads (`objects.onnx`, the detector of the velocity
+method's objects, when set: copied to `inputs/`; the loaded bundle's params point to the copy;
+every other setting the scorers need, such as `objects` and `flow`, is in the params), and per
 scorer (method or fused model) the statistics of its training frame scores from data/scores
 and data/fused (mean and standard deviation for the normalised score, the alert threshold as
 their `serve.threshold_quantile` quantile, and for fused models each part's statistics exactly
@@ -27,7 +30,7 @@ from vad.fusion import map_statistics, part_statistics
 from vad.methods.registry import enabled_methods, get_method
 from vad.params.serve import serve_settings
 from vad.scores import ScoreSet, read_score_attrs, read_scores
-from vad.serve.bundle import FORMAT, MANIFEST, MODELS, PARAMS, VERSION, file_entries
+from vad.serve.bundle import FORMAT, INPUTS, MANIFEST, MODELS, PARAMS, VERSION, file_entries
 
 FRAMES = Path("data/interim/frames.h5")
 SCORES = Path("data/scores")
@@ -58,6 +61,16 @@ def training_frames(frames_path: Path) -> dict:
             _, height, width, channels = group["frames"].shape
             return {"color": "gray" if channels == 1 else "rgb", "size": [width, height]}
     raise ValueError(f"{frames_path}: no video")
+
+
+def param_files(params: dict, methods: list[str]) -> dict[str, Path]:
+    """{params key: path as written} of the files that `methods`' streaming scorers read:
+    the ONNX detector of the `objects` stage, for methods reading its boxes."""
+    files = {}
+    onnx = (params.get("objects") or {}).get("onnx")
+    if onnx and any("objects" in get_method(name).inputs for name in methods):
+        files["objects.onnx"] = Path(onnx)
+    return files
 
 
 def lock_hashes(lock_path: Path) -> dict[str, str]:
@@ -143,6 +156,8 @@ def export_bundle(
             for name in enabled_methods(params)
             for folder, suffix in ((TRAINED, ""), (SCORES, ".h5"))
         ]
+        files = param_files(params, enabled_methods(params)).values()
+        paths += [path for path in files if not path.is_absolute()]
         fetch_revision(root, commit, paths + [FUSED / f"{name}.h5" for name in fused], run)
         return _export(Path(out), run, methods, {"commit": commit, "dirty": False, "rev": rev})
 
@@ -177,6 +192,12 @@ def _export(out: Path, run: Path, chosen: list[str] | None, revision: dict) -> P
         )
     chosen = list(chosen)
     needed = list(dict.fromkeys(part for name in chosen for part in _parts(name, fused)))
+    copies = {}  # params key -> (source, path in the bundle)
+    for key, path in param_files(params, needed).items():
+        source = run / path
+        if not source.is_file():
+            raise FileNotFoundError(f"{source}: the file of params.yaml '{key}' not found")
+        copies[key] = (source, f"{INPUTS}/{key}")
     scores = {name: _read_run_scores(run / SCORES / f"{name}.h5") for name in needed}
     scorers = {}
     for name in chosen:
@@ -210,6 +231,7 @@ def _export(out: Path, run: Path, chosen: list[str] | None, revision: dict) -> P
         "methods": needed,
         "serve": serve,
         "training_frames": training_frames(run / FRAMES),
+        "param_files": {key: inside for key, (_, inside) in copies.items()},
         "provenance": {
             "git": revision,
             "dvc_lock_outs": lock_hashes(run / LOCK),
@@ -223,6 +245,9 @@ def _export(out: Path, run: Path, chosen: list[str] | None, revision: dict) -> P
             if not source.is_dir():
                 raise FileNotFoundError(f"{source}: trained model folder not found")
             shutil.copytree(source, tmp / MODELS / method)
+        for source, inside in copies.values():
+            (tmp / inside).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp / inside)
         manifest["files"] = file_entries(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out

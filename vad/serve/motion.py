@@ -1,4 +1,8 @@
-"""The dynamic flow of a stream, computed as the pipeline computes it, with a window of flows.
+"""The optical flow and dynamic flow of a stream, computed as the pipeline computes them.
+
+`FlowStream` gives each new frame's flow from the previous one, as flow.h5 stores it (gray at
+`flow.size`, float16), with the estimator `run_flow_estimator` makes from the run's `flow`
+params (OpenCV methods only). `DynamicFlowWindow` combines a window of those flows.
 
 The pipeline gives frame i the dynamic flow of the `window` flows that start at flow i (frames
 i .. i + window), so frame i's map is known once frame i + window has arrived; the frames after
@@ -23,6 +27,7 @@ from time import perf_counter
 
 import numpy as np
 
+from vad.config import Section
 from vad.motion.dynamic_flow import (
     combine_window_flows,
     encode_flows,
@@ -31,11 +36,44 @@ from vad.motion.dynamic_flow import (
     window_dynamic_flows,
 )
 from vad.motion.dynflow_runner import DynamicFlowSettings
-from vad.motion.flow import FlowEstimator, prepare_frames
+from vad.motion.flow import METHODS, FlowEstimator, make_flow_estimator, prepare_frames
 from vad.motion.flow_runner import as_stored
 from vad.motion.rank_pool import approx_rank_pool_coefficients
 
 POOL_STEP = 1 << 14  # columns per step of one window's combination (fewer NumPy calls)
+
+
+class FlowStream:
+    """Push stored frames; get the flow from the previous frame to this one ((h, w, 2) float16
+    at `size`, as the flow stage stores it), None for the first frame."""
+
+    def __init__(self, estimator: FlowEstimator, size: tuple[int, int] | None):
+        self.estimator, self.size = estimator, size
+        self.previous: np.ndarray | None = None
+        self.count = 0  # frames pushed
+        self.timings = {"flow": 0.0}
+
+    def push(self, frame: np.ndarray) -> np.ndarray | None:
+        start = perf_counter()
+        gray = prepare_frames(frame[None], self.size, where=f"frame {self.count}")[0]
+        previous, self.previous = self.previous, gray
+        self.count += 1
+        flow = None if previous is None else as_stored(self.estimator(previous, gray))
+        self.timings["flow"] += perf_counter() - start
+        return flow
+
+
+def run_flow_estimator(params: dict) -> tuple[FlowEstimator, tuple[int, int]]:
+    """The flow estimator of the run's `flow` method and options, and its `flow.size`; FlowNet2
+    is refused (streaming computes flow with OpenCV)."""
+    flow = Section(params, "flow")
+    method = flow.str("method")
+    if method not in METHODS:
+        raise ValueError(
+            f"streaming scoring computes flow with OpenCV ({', '.join(METHODS)}); "
+            f"this run's flow.method is {method!r}"
+        )
+    return make_flow_estimator(method, flow.mapping(method)), flow.size("size")
 
 
 class DynamicFlowWindow:
@@ -47,35 +85,44 @@ class DynamicFlowWindow:
         size: tuple[int, int],
         settings: DynamicFlowSettings,
     ):
-        self.estimator, self.size, self.settings = estimator, size, settings
+        self.pairs, self.size, self.settings = FlowStream(estimator, size), size, settings
         self.scale = resolve_output_scale(settings.method, settings.output_scale)
         self.flows: deque[np.ndarray] = deque(maxlen=settings.window)
-        self.previous: np.ndarray | None = None
-        self.count = 0  # frames pushed
         self.next = 0  # the next frame whose map is due
         self.last: np.ndarray | None = None  # the map of the last full window
         self.pooling: deque[Future] = deque()  # maps being pooled, in frame order
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rank-pool")
-        self.timings = {"flow": 0.0, "dynamic_flow": 0.0}
+        self.encoding = 0.0  # seconds encoding flows (counted as flow)
+        self.pooling_seconds = 0.0  # seconds pooling windows (on the pool's thread)
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return {
+            "flow": self.pairs.timings["flow"] + self.encoding,
+            "dynamic_flow": self.pooling_seconds,
+        }
+
+    @property
+    def count(self) -> int:
+        """Frames pushed."""
+        return self.pairs.count
 
     @property
     def latency(self) -> int:
         return self.settings.window + 1
 
     def push(self, frame: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        start = perf_counter()
-        gray = prepare_frames(frame[None], self.size, where=f"frame {self.count}")[0]
-        previous, self.previous = self.previous, gray
-        self.count += 1
-        if previous is None:
+        stored = self.pairs.push(frame)
+        if stored is None:
             return []
-        flow = as_stored(self.estimator(previous, gray)).astype(np.float32)
+        start = perf_counter()
+        flow = stored.astype(np.float32)
         if self.settings.method == "approx":
             s = self.settings
             self.flows.append(encode_flows(flow.reshape(-1), s.encode_scale, s.encode_offset))
         else:
             self.flows.append(flow)
-        self.timings["flow"] += perf_counter() - start
+        self.encoding += perf_counter() - start
         if len(self.flows) < self.settings.window:
             return []
         self.pooling.append(self.pool.submit(self._pool, list(self.flows)))
@@ -128,5 +175,5 @@ class DynamicFlowWindow:
             )
             window = windows[0]
         result = quantize_dynamic_flow(window, self.scale)
-        self.timings["dynamic_flow"] += perf_counter() - start
+        self.pooling_seconds += perf_counter() - start
         return result

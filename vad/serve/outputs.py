@@ -3,9 +3,10 @@ frame, each row written and flushed as it comes, so that an interrupted run leav
 valid (every line complete) with the frames scored so far.
 
 Columns: frame, time_s (frame / fps), score (raw), normalised ((score - training mean) /
-training std), alert (1 if score > threshold), and for methods with score maps the map cell of
-the maximum (peak_row, peak_col) and its centre in input pixels (peak_x, peak_y); empty
-(CSV) or null (JSONL) without maps.
+training std), alert (1 if score > threshold), for methods with score maps the map cell of
+the maximum (peak_row, peak_col) and its centre in input pixels (peak_x, peak_y), and for
+methods that explain their scores (velocity) what makes the frame's top object anomalous
+(explanation); empty (CSV) or null (JSONL) where a method gives none.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from types import TracebackType
 import numpy as np
 
 from vad.methods.base import ScoredFrame
+from vad.serve.explained import explanation_of
 
 FIELDS = (
     "frame",
@@ -29,6 +31,7 @@ FIELDS = (
     "peak_col",
     "peak_x",
     "peak_y",
+    "explanation",
 )
 
 
@@ -45,6 +48,7 @@ def frame_row(scored: ScoredFrame, fps: float, stats: dict, frame_size: tuple[in
         "peak_col": None,
         "peak_x": None,
         "peak_y": None,
+        "explanation": None,
     }
     if scored.score_map is not None:
         rows, cols = scored.score_map.shape
@@ -56,6 +60,9 @@ def frame_row(scored: ScoredFrame, fps: float, stats: dict, frame_size: tuple[in
             peak_x=round((peak_col + 0.5) * width / cols, 1),
             peak_y=round((peak_row + 0.5) * height / rows, 1),
         )
+    explanation = explanation_of(scored)
+    if explanation is not None:
+        row["explanation"] = explanation.text
     return row
 
 

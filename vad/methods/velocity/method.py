@@ -8,8 +8,9 @@ score: per test frame, the maximum over its objects (frames without objects: FLO
 maps holding each object's score over its box (FLOOR elsewhere), and for the frame's top
 object the attribute that makes it anomalous (`top_attribute`, `explanation`).
 
-`score_frame` scores one frame's flow and boxes with a fitted model: live scoring calls it
-frame by frame.
+Everything per frame is a function of that frame's flow and boxes (`kept_objects`,
+features.frame_features, `score_objects`), so that live scoring can call them frame by
+frame.
 """
 
 from __future__ import annotations
@@ -82,6 +83,43 @@ def touches_border(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     )
 
 
+def kept_objects(boxes: np.ndarray, size: tuple[int, int], border_objects: str) -> np.ndarray:
+    """(N,) bool: the boxes that are described (`border_objects: skip` drops those reaching
+    the edge of a frame of `size` (width, height))."""
+    if border_objects == "skip":
+        return ~touches_border(boxes, size)
+    return np.ones(len(boxes), bool)
+
+
+def map_shape(size: tuple[int, int], cell: int) -> tuple[int, int]:
+    """(rows, cols) of the score map of a frame of `size` (width, height) in cells of `cell` px."""
+    return -(-size[1] // cell), -(-size[0] // cell)
+
+
+def score_objects(
+    model: AttributeDensity,
+    stats: dict[str, TrainingStats],
+    bins: int,
+    features: np.ndarray,
+    boxes: np.ndarray,
+    size: tuple[int, int],
+    cell: int,
+) -> tuple[FrameResult, np.ndarray]:
+    """One frame's result (score_frame) and its score map: each object's score over the cells
+    its box touches (the maximum where boxes overlap), FLOOR elsewhere."""
+    result = score_frame(model, stats, features, bins)
+    score_map = np.full(map_shape(size, cell), FLOOR, np.float32)
+    for b, s in zip(boxes, result.object_scores, strict=True):
+        x1, y1 = int(b[0]) // cell, int(b[1]) // cell
+        x2, y2 = (
+            max(-(-int(np.ceil(b[2])) // cell), x1 + 1),
+            max(-(-int(np.ceil(b[3])) // cell), y1 + 1),
+        )
+        region = score_map[y1:y2, x1:x2]
+        np.maximum(region, s, out=region)
+    return result, score_map
+
+
 KEYS = (
     "bins",
     "attributes",
@@ -99,6 +137,7 @@ class Velocity(Method):
     name = "velocity"
     package = "vad.methods.velocity"
     inputs = ("flow", "objects")
+    streaming = "vad.serve.scorers.velocity:velocity_scorer"
     budgets = {"ped2": {}}  # the defaults: a few seconds on 2 cores
 
     def settings(self, params: dict) -> dict[str, Settings]:
@@ -153,9 +192,8 @@ class Velocity(Method):
                 flow = read_dataset(flows[key]["flow"])
                 frame, box = read_dataset(group["frame"]), read_dataset(group["box"])
                 size = (int(group.attrs["width"]), int(group.attrs["height"]))
-                if settings["border_objects"] == "skip":
-                    inside = ~touches_border(box, size)
-                    frame, box = frame[inside], box[inside]
+                kept = kept_objects(box, size, settings["border_objects"])
+                frame, box = frame[kept], box[kept]
                 features = np.zeros((len(frame), bins + 6), np.float32)
                 for t in np.unique(frame):
                     rows = frame == t
@@ -230,24 +268,17 @@ def score_video(
     """Frame scores, score maps (grid of `cell` px) and explanations of one prepared video."""
     features, frame, box = (read_dataset(group[k]) for k in ("features", "frame", "box"))
     count, width, height = (int(group.attrs[k]) for k in ("num_frames", "width", "height"))
-    rows, cols = -(-height // cell), -(-width // cell)
     frame_scores = np.full(count, FLOOR, np.float32)
-    maps = np.full((count, rows, cols), FLOOR, np.float32)
+    maps = np.full((count, *map_shape((width, height), cell)), FLOOR, np.float32)
     top_attribute = np.full(count, -1, np.int8)
     top_box = np.zeros((count, 4), np.float32)
     explanation = np.full(count, "", dtype=object)
     for t in range(count):
         chosen = np.flatnonzero(frame == t)
-        result = score_frame(model, stats, features[chosen], bins)
+        result, maps[t] = score_objects(
+            model, stats, bins, features[chosen], box[chosen], (width, height), cell
+        )
         frame_scores[t] = result.score
-        for b, s in zip(box[chosen], result.object_scores, strict=True):
-            x1, y1 = int(b[0]) // cell, int(b[1]) // cell
-            x2, y2 = (
-                max(-(-int(np.ceil(b[2])) // cell), x1 + 1),
-                max(-(-int(np.ceil(b[3])) // cell), y1 + 1),
-            )
-            region = maps[t, y1:y2, x1:x2]
-            np.maximum(region, s, out=region)
         if result.top >= 0:
             top_attribute[t] = result.top_attribute
             top_box[t] = box[chosen[result.top]]

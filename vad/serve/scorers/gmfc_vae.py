@@ -21,17 +21,14 @@ from time import perf_counter
 import numpy as np
 import torch
 
-from vad.config import Section
 from vad.frame_cache import convert_frames, resize_frames
 from vad.methods.base import Method, ScoredFrame, StreamScorer
 from vad.methods.gmfc_vae.method import MODEL_FILE
 from vad.methods.gmfc_vae.patches import scoring_grid
 from vad.methods.gmfc_vae.score import energies, mode_energy, moving_grid, score_video
 from vad.methods.gmfc_vae.train import load_model
-from vad.motion.flow import METHODS as FLOW_METHODS
-from vad.motion.flow import make_flow_estimator
 from vad.params.dynamic_flow import dynamic_flow_settings
-from vad.serve.motion import DynamicFlowWindow
+from vad.serve.motion import DynamicFlowWindow, run_flow_estimator
 
 
 class GmfcStreamScorer(StreamScorer):
@@ -126,16 +123,5 @@ def gmfc_vae_scorer(method: Method, model_dir: Path, params: dict) -> GmfcStream
     model = load_model(Path(model_dir) / MODEL_FILE, settings["device"])
     if settings["stream"] == "rgb":
         return GmfcStreamScorer(model, settings)
-    flow = Section(params, "flow")
-    flow_method = flow.str("method")
-    if flow_method not in FLOW_METHODS:
-        raise ValueError(
-            f"streaming scoring computes flow with OpenCV ({', '.join(FLOW_METHODS)}); "
-            f"this run's flow.method is {flow_method!r}"
-        )
-    motion = DynamicFlowWindow(
-        make_flow_estimator(flow_method, flow.mapping(flow_method)),
-        flow.size("size"),
-        dynamic_flow_settings(params)[0],
-    )
+    motion = DynamicFlowWindow(*run_flow_estimator(params), dynamic_flow_settings(params)[0])
     return GmfcStreamScorer(model, settings, motion)
