@@ -1,10 +1,16 @@
-"""Stage `train@<method>`: train one method; checkpoints in --workdir survive interruption."""
+"""Stage `train@<method>`: train one method; checkpoints in --workdir survive interruption.
+
+Distributed (GMFC-VAE; vad.distributed): `torchrun --nproc_per_node=N -m stages.train <the same
+arguments>` trains on N processes (GPUs), rank 0 writing the outputs.
+"""
 
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 
 from vad.cache import exit_on_cache_error
+from vad.launch import current_launch
 from vad.methods.runner import run_train
 from vad.timing import timed_stage
 
@@ -18,8 +24,18 @@ def main() -> None:
     parser.add_argument("--workdir", required=True, help="checkpoints (resume after interruption)")
     parser.add_argument("--history", required=True, help="output loss curves (JSON)")
     args = parser.parse_args()
-    with timed_stage(f"train@{args.method}"):
-        run_train(args.method, args.settings, args.prepared, args.model, args.workdir, args.history)
+    # under torchrun (vad.distributed) every rank trains; rank 0 alone writes and is timed
+    main_rank = current_launch().is_main
+    with timed_stage(f"train@{args.method}") if main_rank else nullcontext():
+        run_train(
+            args.method,
+            args.settings,
+            args.prepared,
+            args.model,
+            args.workdir,
+            args.history,
+            write_outputs=main_rank,
+        )
 
 
 if __name__ == "__main__":
