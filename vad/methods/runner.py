@@ -4,7 +4,6 @@ method's settings and inputs files (vad.methods.plan), call the method, write at
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 from vad.cache import atomic_directory, atomic_output
@@ -23,26 +22,12 @@ def run_prepare(method: str, settings_path: str, inputs_path: str, out: str) -> 
 
 
 def run_train(
-    method: str,
-    settings_path: str,
-    prepared: str,
-    model_dir: str,
-    workdir: str,
-    history: str,
-    write_outputs: bool = True,
+    method: str, settings_path: str, prepared: str, model_dir: str, workdir: str, history: str
 ) -> None:
     """Train into a temporary folder that replaces `model_dir` only once training succeeded and
-    its loss history was serialised: the model and the history appear together or not at all.
-
-    `write_outputs=False` (the ranks other than 0 of a distributed run, vad.launch): train the
-    same way, into a throwaway folder, and write neither the model nor the history."""
+    its loss history was serialised: the model and the history appear together or not at all."""
     plan = read_stage_settings(settings_path, method, "train")
     Path(workdir).mkdir(parents=True, exist_ok=True)
-    if not write_outputs:
-        with tempfile.TemporaryDirectory(prefix="vad-train-") as discarded:
-            discarded = Path(discarded)
-            load_method(plan).train(Path(prepared), plan["settings"], discarded, Path(workdir))
-        return
     with atomic_directory(model_dir) as tmp, atomic_output(history) as tmp_history:
         rows = load_method(plan).train(Path(prepared), plan["settings"], tmp, Path(workdir))
         tmp_history.write_text(json.dumps(rows, indent=1) + "\n")
