@@ -18,7 +18,7 @@ import torch
 
 import vad.methods.gmfc_vae.train as train_module
 from vad.config import load_params
-from vad.distributed import Replica, shard_slice
+from vad.distributed import BACKEND_VARIABLE, Replica, choose_backend, shard_slice
 from vad.launch import Launch, current_launch
 from vad.methods.gmfc_vae.model import GMFCVAE
 from vad.methods.gmfc_vae.patches import PatchSettings, read_patches, write_patches
@@ -56,6 +56,20 @@ def test_launch_is_read_from_the_torchrun_environment() -> None:
         current_launch({"WORLD_SIZE": "2", "RANK": "0"})
     with pytest.raises(RuntimeError, match="WORLD_SIZE='two' must be an integer >= 1"):
         current_launch({"WORLD_SIZE": "two", "RANK": "0", "LOCAL_RANK": "0"})
+
+
+def test_backend_is_nccl_on_cuda_and_gloo_on_cpu_unless_overridden(monkeypatch) -> None:
+    monkeypatch.delenv(BACKEND_VARIABLE, raising=False)
+    assert choose_backend(torch.device("cpu")) == "gloo"
+    assert choose_backend(torch.device("cuda", 1)) == "nccl"
+    assert choose_backend(torch.device("cuda", 0), "gloo") == "gloo"
+    monkeypatch.setenv(BACKEND_VARIABLE, "gloo")
+    assert choose_backend(torch.device("cuda", 0)) == "gloo"
+    with pytest.raises(ValueError, match="nccl backend needs a CUDA device"):
+        choose_backend(torch.device("cpu"), "nccl")
+    monkeypatch.setenv(BACKEND_VARIABLE, "mpi")
+    with pytest.raises(ValueError, match=r"VAD_DIST_BACKEND\), got 'mpi'"):
+        choose_backend(torch.device("cpu"))
 
 
 @pytest.mark.parametrize("batch, world", [(5, 2), (1, 2), (7, 3), (2, 3), (16, 4), (40, 1)])

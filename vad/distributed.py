@@ -153,7 +153,8 @@ class Replica:
                 dist.broadcast(parameter.data, src=0)
 
 
-def _backend(device: torch.device, backend: str | None) -> str:
+def choose_backend(device: torch.device, backend: str | None = None) -> str:
+    """`backend`, else $VAD_DIST_BACKEND, else "nccl" on CUDA and "gloo" on CPU; checked."""
     chosen = backend or os.environ.get(BACKEND_VARIABLE) or (
         "nccl" if device.type == "cuda" else "gloo"
     )
@@ -186,7 +187,7 @@ def replica_session(device: torch.device, backend: str | None = None) -> Iterato
             )
         device = torch.device("cuda", launch.local_rank)
         torch.cuda.set_device(device)
-    chosen = _backend(device, backend)
+    chosen = choose_backend(device, backend)
     owner = not _group_active()
     if owner:
         dist.init_process_group(
