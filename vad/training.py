@@ -4,7 +4,9 @@ run identity and exact resume, a guard against non-finite values, byte-stable at
 
 Reproducibility rule: the sample order and the noise of an epoch are functions of
 (seed, phase, epoch) only (`derived_seed`), so a run resumed from its end-of-epoch checkpoint
-ends with the same weights as an uninterrupted one (bit-identical on CPU). Usage:
+ends with the same weights as an uninterrupted one (bit-identical on CPU). The same rule lets
+`torchrun` processes train one model on shards of every batch (`vad.distributed`): they all
+see the same batches; `Checkpoint` and `run_epoch` write and print on rank 0 only. Usage:
 
     checkpoint = Checkpoint(workdir / "checkpoint.pt", "vad.train.mymethod/1", identity)
     state = checkpoint.load()              # None: start fresh
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from vad.cache import atomic_output
+from vad.distributed import barrier, broadcast_object, is_main_process
 from vad.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -96,7 +99,11 @@ class Checkpoint:
 
     def load(self, reject: Callable[[dict], str | None] | None = None) -> dict | None:
         """The checkpoint if it continues this run; `reject(checkpoint)` may veto it by
-        returning the reason (e.g. it has more epochs than now requested)."""
+        returning the reason (e.g. it has more epochs than now requested). In a distributed
+        run rank 0 reads it and every rank gets rank 0's answer (`vad.distributed`)."""
+        return broadcast_object(self._load(reject) if is_main_process() else None)
+
+    def _load(self, reject: Callable[[dict], str | None] | None) -> dict | None:
         if not self.path.exists():
             return None
         try:
@@ -117,7 +124,13 @@ class Checkpoint:
         return checkpoint
 
     def save(self, state: dict) -> None:
-        atomic_torch_save({"format": self.format, "identity": self.identity, **state}, self.path)
+        """Write the checkpoint (atomic); in a distributed run rank 0 writes it while the
+        other ranks wait at a barrier until it is there."""
+        if is_main_process():
+            atomic_torch_save(
+                {"format": self.format, "identity": self.identity, **state}, self.path
+            )
+        barrier()
 
 
 def guard_finite(
@@ -150,7 +163,9 @@ def run_epoch(
     """One pass over `order` in batches: `step(sorted batch indices, batch number, number of
     batches)` trains on a batch and returns its loss terms; returns each term's sample-weighted
     mean over the epoch (`names` are the terms averaged and shown). With `progress`, a bar
-    while it runs and one line with the means when it ends."""
+    while it runs and one line with the means when it ends (in a distributed run on rank 0
+    only; there `step` shards the batch itself and returns the global batch's means)."""
+    progress = progress and is_main_process()
     start = time.perf_counter()
     sums = dict.fromkeys(names, 0.0)
     seen = 0

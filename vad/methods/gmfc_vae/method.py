@@ -142,6 +142,7 @@ class GmfcVaeStream(Method):
     ) -> list[dict]:
         import torch
 
+        from vad.launch import current_launch
         from vad.methods.gmfc_vae.patches import read_patches
         from vad.methods.gmfc_vae.train import (
             PHASES,
@@ -155,6 +156,9 @@ class GmfcVaeStream(Method):
         model, history = train_gmfc_vae(
             read_patches(prepared), train_settings, workdir, settings["device"]
         )
+        rows = history_rows(history, PHASES)
+        if not current_launch().is_main:  # a distributed run: rank 0 writes and reports
+            return rows
         save_model(
             model,
             model_dir / MODEL_FILE,
@@ -173,7 +177,7 @@ class GmfcVaeStream(Method):
                 f"{self.name}: {len(history['collapse_events'])} collapsed mixture component(s) "
                 "re-initialised (see the model file's collapse_events)"
             )
-        return history_rows(history, PHASES)
+        return rows
 
     def score(
         self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings

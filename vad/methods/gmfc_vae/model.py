@@ -165,7 +165,7 @@ class GMFCVAE(nn.Module):
     def reconstruction_nll(self, x: Tensor, x_mean: Tensor) -> Tensor:
         """-log p(x|z) under eq. 9 with fixed sigma_x^2, summed over pixels: shape x_mean[:-3]."""
         squared_error = (x - x_mean).pow(2).flatten(-3).sum(-1)
-        n_pixels = x[0].numel()
+        n_pixels = math.prod(x.shape[-3:])  # C * H * W, also for an empty batch
         return 0.5 * squared_error / self.recon_variance + 0.5 * n_pixels * (
             LOG_2PI + math.log(self.recon_variance)
         )
@@ -232,10 +232,27 @@ class GMFCVAE(nn.Module):
 
     # ---- objective (eqs. 13-15) --------------------------------------------------------------
 
+    def pretrain_sample_losses(self, x: Tensor) -> dict[str, Tensor]:
+        """`pretrain_loss` per sample: each term (N,)."""
+        reconstruction = self.reconstruction_nll(x, self.decode(self.encode_mean(x)))
+        return {"loss": reconstruction, "reconstruction": reconstruction}
+
     def pretrain_loss(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Deterministic auto-encoder on mu~ (IV-C pre-training): mean -log p(x | z = mu~)."""
-        reconstruction = self.reconstruction_nll(x, self.decode(self.encode_mean(x))).mean()
+        reconstruction = self.pretrain_sample_losses(x)["reconstruction"].mean()
         return reconstruction, {"loss": reconstruction, "reconstruction": reconstruction}
+
+    def draw_noise(
+        self, n: int, n_samples: int = 1, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """eps ~ N(0, I) of shape (L, n, J) for `loss` of n samples: the draws `loss` makes
+        itself when given no `eps` (a distributed trainer draws a global batch's and slices)."""
+        return torch.randn(
+            (n_samples, n, self.latent_dim),
+            generator=generator,
+            device=self.mu_c.device,
+            dtype=self.mu_c.dtype,
+        )
 
     def loss(
         self,
@@ -251,10 +268,21 @@ class GMFCVAE(nn.Module):
         gamma (eq. 15) is computed from each draw z_l; the non-reconstruction terms are
         averaged over the L draws like the reconstruction term. `eps` (L, N, J) fixes the noise.
         """
+        per_sample = self.sample_losses(x, n_samples, eps, generator)
+        terms = {name: value.mean() for name, value in per_sample.items()}
+        return terms["loss"], terms
+
+    def sample_losses(
+        self,
+        x: Tensor,
+        n_samples: int = 1,
+        eps: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """The terms of `loss` per sample, each (N,), before the batch mean."""
         mean, log_var = self.encode(x)  # (N, J)
         if eps is None:
-            shape = (n_samples, *mean.shape)
-            eps = torch.randn(shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            eps = self.draw_noise(mean.shape[0], n_samples, generator)
         z = self.reparameterize(mean, log_var, eps)  # (L, N, J), S7
 
         # (1/L) sum_l log p(x | z_l): the reconstruction term of eq. 14
@@ -277,14 +305,12 @@ class GMFCVAE(nn.Module):
         # -sum_c gamma_c log(pi_c / gamma_c) = KL(gamma || pi)
         kl_cluster = (gamma * (log_gamma - self.log_pi())).sum(-1).mean(0)  # (N,)
 
-        total = (reconstruction + kl_latent + kl_cluster).mean()
-        terms = {
-            "loss": total,
-            "reconstruction": reconstruction.mean(),
-            "kl_latent": kl_latent.mean(),
-            "kl_cluster": kl_cluster.mean(),
+        return {
+            "loss": reconstruction + kl_latent + kl_cluster,
+            "reconstruction": reconstruction,
+            "kl_latent": kl_latent,
+            "kl_cluster": kl_cluster,
         }
-        return total, terms
 
     def forward(self, x: Tensor) -> Tensor:
         """Sample energy of the encoder mean: the test-time anomaly score (eq. 17, z = mu~)."""

@@ -9,6 +9,10 @@ reparameterisation noise of an epoch are functions of (seed, phase, epoch) only,
 interrupted run resumed from its end-of-epoch checkpoint ends with the same weights as an
 uninterrupted one (bit-identical on CPU). Patches stay uint8 in memory and are scaled to [0, 1]
 one batch at a time.
+
+Distributed: under `torchrun --nproc_per_node=N` the N ranks train one model, each on its shard
+of every (global) batch, with DDP (`vad.distributed`: sharding, loss scaling, noise slicing);
+the losses and weights equal a one-process run up to float rounding, and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
+from vad.distributed import MethodsAsForward, Replica, broadcast_object, replica_session
 from vad.methods.gmfc_vae.model import GMFCVAE
 from vad.training import (
     Checkpoint,
@@ -305,28 +310,53 @@ def _run_epoch(
     phase: str,
     epoch: int,
     n_epochs: int,
-    device: torch.device,
+    replica: Replica,
+    objective: torch.nn.Module,
     history: dict,
     progress: bool,
 ) -> None:
-    """One pass over the shuffled patches; appends the epoch means to `history`."""
+    """One pass over the shuffled patches; appends the epoch means to `history`.
+
+    On one process a step is the batch mean loss of eq. 14. Distributed (`vad.distributed`),
+    rank r computes the per-sample losses of its shard of the batch through `objective` (the
+    model in DDP), with its slice of the noise drawn for the whole batch, and back-propagates
+    their sum times world_size / batch size; DDP's average of the ranks' gradients is then the
+    gradient of the whole batch's mean loss, also for an uneven last batch.
+    """
     model.train()
+    device = replica.device
     phase_index = PHASES.index(phase)
     noise = epoch_generator(settings.seed, phase_index, epoch, device)
     threshold = settings.collapse_fraction / settings.n_components
     names = LOSS_TERMS[phase]
 
-    def step(index: np.ndarray, batch: int, n_batches: int) -> dict[str, float]:
-        x = to_tensor(patches[index], device)
+    def batch_loss(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss to back-propagate and the batch means of the `names` terms."""
+        if not replica.distributed:
+            x = to_tensor(patches[index], device)
+            if phase == "pretrain":
+                total, terms = model.pretrain_loss(x)
+            else:
+                total, terms = model.loss(x, n_samples=settings.mc_samples, generator=noise)
+            return total, torch.stack([terms[n].detach() for n in names])
+        part = replica.shard(len(index))
+        x = to_tensor(patches[index[part]], device)
         if phase == "pretrain":
-            total, terms = model.pretrain_loss(x)
+            per_sample = objective("pretrain_sample_losses", x)
         else:
-            total, terms = model.loss(x, n_samples=settings.mc_samples, generator=noise)
+            eps = model.draw_noise(len(index), settings.mc_samples, noise)[:, part]
+            per_sample = objective("sample_losses", x, eps=eps)
+        total = per_sample["loss"].sum() * replica.loss_scale(len(index))
+        sums = torch.stack([per_sample[n].detach().sum() for n in names])
+        return total, replica.sum_over_ranks(sums) / len(index)
+
+    def step(index: np.ndarray, batch: int, n_batches: int) -> dict[str, float]:
+        total, means = batch_loss(index)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
         min_weight = model.mixture_weights().min().detach()
-        values = torch.stack([*(terms[n].detach() for n in names), grad_norm, min_weight]).tolist()
+        values = torch.stack([*means, grad_norm, min_weight]).tolist()
         losses = dict(zip(names, values, strict=False))
         guard_finite(
             {**losses, "grad_norm": values[-2]},
@@ -344,6 +374,7 @@ def _run_epoch(
                 record.update(phase=phase, epoch=epoch + 1, batch=batch)
                 history["collapse_events"].append(record)
                 log.warning("mixture component collapsed and re-initialised: %s", record)
+            replica.broadcast_parameters(model)  # every rank did the same; rank 0's rules
         return losses
 
     start = time.perf_counter()
@@ -372,11 +403,28 @@ def train_gmfc_vae(
     written with the same settings (epoch counts may grow) and data. Returns the model (eval
     mode) and the history: per-epoch means of each loss term per phase, epoch seconds, the GMM
     initialisation summary and the collapse events.
+
+    Under `torchrun` with W > 1 processes (`vad.distributed`) every rank calls this with the
+    same patches and settings; each trains on its shard of every batch (`batch_size` is the
+    global batch), on cuda:LOCAL_RANK when `device` is CUDA, and only rank 0 writes the
+    checkpoint. Every rank returns the same model and history, equal to a one-process run up
+    to float rounding.
     """
     patches = check_patches(patches)
-    device = resolve_device(device)
+    with replica_session(resolve_device(device)) as replica:
+        return _train(patches, settings, Path(workdir), replica, progress)
+
+
+def _train(
+    patches: np.ndarray,
+    settings: GmfcTrainSettings,
+    workdir: Path,
+    replica: Replica,
+    progress: bool,
+) -> tuple[GMFCVAE, dict]:
+    device = replica.device
     identity = {**settings.run_identity(), "data": data_fingerprint(patches)}
-    store = Checkpoint(Path(workdir) / CHECKPOINT_NAME, CHECKPOINT_FORMAT, identity, log)
+    store = Checkpoint(workdir / CHECKPOINT_NAME, CHECKPOINT_FORMAT, identity, log)
 
     model = build_model(settings, in_channels=patches.shape[-1]).to(device)
     history = _new_history()
@@ -406,43 +454,39 @@ def train_gmfc_vae(
         }
         store.save(payload)
 
-    if phase == "pretrain":
-        optimizer = make_optimizer(model, settings, "pretrain")
-        if optimizer_state is not None:
-            optimizer.load_state_dict(optimizer_state)
-        for epoch in range(done, settings.pretrain_epochs):
+    def train_epochs(phase: str, first: int, n_epochs: int, optimizer: torch.optim.Optimizer):
+        # the model in DDP (the model itself on one process, unused); pre-training leaves F6
+        # and the prior without gradients. A phase's wrapper is gone before the next is made:
+        # each one's gradient hooks live as long as it does.
+        objective = replica.wrap(MethodsAsForward(model), find_unused_parameters=phase != "vade")
+        for epoch in range(first, n_epochs):
             _run_epoch(
                 model,
                 optimizer,
                 patches,
                 settings,
-                "pretrain",
+                phase,
                 epoch,
-                settings.pretrain_epochs,
-                device,
+                n_epochs,
+                replica,
+                objective,
                 history,
                 progress,
             )
-            save_checkpoint("pretrain", epoch + 1, optimizer)
-        history["gmm_init"] = fit_gmm_prior(model, patches, settings, device)
+            save_checkpoint(phase, epoch + 1, optimizer)
+
+    if phase == "pretrain":
+        optimizer = make_optimizer(model, settings, "pretrain")
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+        train_epochs("pretrain", done, settings.pretrain_epochs, optimizer)
+        history["gmm_init"] = broadcast_object(fit_gmm_prior(model, patches, settings, device))
+        replica.broadcast_parameters(model)  # every rank fitted the same GMM; rank 0's rules
         phase, done, optimizer_state = "vade", 0, None
         save_checkpoint("vade", 0, make_optimizer(model, settings, "vade"))
 
     optimizer = make_optimizer(model, settings, "vade")
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
-    for epoch in range(done, settings.epochs):
-        _run_epoch(
-            model,
-            optimizer,
-            patches,
-            settings,
-            "vade",
-            epoch,
-            settings.epochs,
-            device,
-            history,
-            progress,
-        )
-        save_checkpoint("vade", epoch + 1, optimizer)
+    train_epochs("vade", done, settings.epochs, optimizer)
     return model.eval(), history
