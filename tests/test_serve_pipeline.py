@@ -37,6 +37,10 @@ SCORERS = {
 # Scores are float32 in the score files; the streaming path computes in float32/float64 with the
 # same functions, on windows instead of whole videos (see README "Score your own footage").
 RTOL, ATOL = 1e-5, 1e-5
+# A fused score adds (energy - mean) / std of each part, std over the moving training cells only,
+# which is much smaller than the energies themselves: their float32 rounding (1e-5 relative
+# between the batch and the streaming path) grows by |energy| / std in the fused score.
+FUSED_ATOL = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,11 @@ def test_streaming_scores_equal_the_pipelines(project, tmp_path, scorer):
         assert [int(row["frame"]) for row in rows] == list(range(result.frames))
         got = np.array([float(row["score"]) for row in rows])
         np.testing.assert_allclose(
-            got, expected[name].frame_scores, rtol=RTOL, atol=ATOL, err_msg=f"{scorer} {name}"
+            got,
+            expected[name].frame_scores,
+            rtol=RTOL,
+            atol=FUSED_ATOL if scorer == "gmfc_vae" else ATOL,
+            err_msg=f"{scorer} {name}",
         )
 
 
