@@ -66,6 +66,7 @@ STAGE_BY_NAME = {
     "ground_truth.h5": "frames",
     "flow.h5": "flow",
     "dynflow.h5": "dynamic_flow",
+    "stc.h5": "stc",
 }
 STAGE_BY_FOLDER = {"prepared": "prepare@{stem}", "scores": "score@{stem}", "fused": "fuse"}
 # h5py's words for a name that is absent (a KeyError that is no sign of damage).

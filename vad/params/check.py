@@ -25,9 +25,10 @@ from vad.params.flow import flow_settings
 from vad.params.objects import objects_settings
 from vad.params.parallel import parallel_settings
 from vad.params.serve import serve_settings
+from vad.params.stc import stc_settings
 
 SHARED_SECTIONS = (
-    "methods", "data", "frames", "parallel", "flow", "dynamic_flow", "objects", "fuse",
+    "methods", "data", "frames", "parallel", "flow", "dynamic_flow", "objects", "stc", "fuse",
     "evaluate", "serve",
 )
 
@@ -61,6 +62,7 @@ def check_params(params: dict) -> list[str]:
         ("flow", lambda: flow_settings(params)),
         ("dynamic_flow", lambda: dynamic_flow_settings(params)),
         ("objects", lambda: objects_settings(params)),
+        ("stc", lambda: stc_settings(params)),
     ]
     checks += [
         (name, lambda name=name: get_method(name).settings(params)) for name in method_names()
