@@ -66,6 +66,7 @@ STAGE_BY_NAME = {
     "ground_truth.h5": "frames",
     "flow.h5": "flow",
     "dynflow.h5": "dynamic_flow",
+    "objects.h5": "objects",
     "stc.h5": "stc",
 }
 STAGE_BY_FOLDER = {"prepared": "prepare@{stem}", "scores": "score@{stem}", "fused": "fuse"}
