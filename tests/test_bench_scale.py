@@ -10,7 +10,7 @@ import pytest
 from vad.bench.scale import dotted_overrides, pipeline_stages
 from vad.cli import main
 
-# Videos long enough that every stage's block is full at 1x (32 frames or pairs, 64 dynamic-
+# Videos long enough that every stage's block is full at 1x (32 frames or pairs, 16 dynamic-
 # flow windows of 6 flows, GMFC-VAE batches of 240 patches = 10 frames of 24): a stage that
 # holds a whole video grows at 2x, a streaming one does not.
 TINY = [
