@@ -11,12 +11,14 @@ from pathlib import Path
 from vad.cache import atomic_directory, exit_on_cache_error
 from vad.config import load_params
 from vad.fusion import fuse_settings, fused_stream
+from vad.memory import fixed_mmap_threshold
 from vad.methods.registry import method_names
 from vad.scores import open_scores, write_scores
 from vad.timing import timed_stage
 
 
 def main() -> None:
+    fixed_mmap_threshold()  # flat memory over many blocks (vad.memory)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scores", required=True, help="folder of the methods' score files")
     parser.add_argument("--out", required=True, help="output folder, one file per fused model")

@@ -169,11 +169,10 @@ class ScoreWriter:
         if split not in SPLITS:
             raise ValueError(f"{self.model}: video {name!r} of unknown split {split!r}")
         group = self._file.create_group(video_key(split, name))
-        checked_dataset(group, "frame_scores", video.frame_scores.astype(np.float32))
+        checked_dataset(group, "frame_scores", video.frame_scores.astype(np.float32, copy=False))
         if video.score_maps is not None:
-            checked_dataset(
-                group, "score_maps", video.score_maps.astype(np.float32), compression="lzf"
-            )
+            maps = video.score_maps.astype(np.float32, copy=False)  # no second copy of a video
+            checked_dataset(group, "score_maps", maps, compression="lzf")
         if video.frame_indices is not None:
             checked_dataset(group, "frame_indices", video.frame_indices)
         for key, values in video.extras.items():
