@@ -6,6 +6,7 @@ import argparse
 
 from vad.cache import exit_on_cache_error
 from vad.config import load_params
+from vad.memory import fixed_mmap_threshold
 from vad.motion.dynflow_runner import run_dynamic_flow_stage
 from vad.params.dynamic_flow import dynamic_flow_settings
 from vad.params.parallel import parallel_settings
@@ -13,6 +14,7 @@ from vad.timing import timed_stage
 
 
 def main() -> None:
+    fixed_mmap_threshold()  # flat memory over many blocks (vad.memory)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--flow", required=True)
     parser.add_argument("--out", required=True)

@@ -8,11 +8,13 @@ import sys
 from vad.config import load_params
 from vad.datasets import corrupt_frame_warnings, open_dataset
 from vad.frame_cache import write_frame_cache
+from vad.memory import fixed_mmap_threshold
 from vad.params.data import data_settings, frames_settings
 from vad.timing import timed_stage
 
 
 def main() -> None:
+    fixed_mmap_threshold()  # flat memory over many blocks (vad.memory)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", required=True, help="output frames.h5")
     parser.add_argument("--ground-truth", required=True, help="output ground_truth.h5")

@@ -14,7 +14,7 @@ from vad.cache import (
     read_dataset,
     video_key,
 )
-from vad.frame_cache import load_frames
+from vad.frame_cache import load_frame
 from vad.timing import timed_stage
 from vad.viz import flow_to_rgb, save_image_row
 
@@ -40,7 +40,7 @@ def main() -> None:
             maps = dynamic[key]["dynflow"]
             index = len(maps) // 2  # the middle frame of the clip
             size = (maps.shape[2], maps.shape[1])
-            frame = load_frames(args.frames, key, size, color="gray")[index, ..., 0]
+            frame = load_frame(args.frames, key, index, size, color="gray")[..., 0]
             pairs = flows[key]["flow"]
             flow = read_dataset(pairs, min(index, len(pairs) - 1)).astype(np.float32)
             dyn = read_dataset(maps, index)

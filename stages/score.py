@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 
 from vad.cache import exit_on_cache_error
+from vad.memory import fixed_mmap_threshold
 from vad.methods.runner import run_score
 from vad.timing import timed_stage
 
 
 def main() -> None:
+    fixed_mmap_threshold()  # flat memory over many blocks (vad.memory)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--method", required=True)
     parser.add_argument("--settings", required=True, help="data/settings/<method>/score.json")

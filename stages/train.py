@@ -12,11 +12,13 @@ from pathlib import Path
 
 from vad.cache import exit_on_cache_error
 from vad.launch import current_launch
+from vad.memory import fixed_mmap_threshold
 from vad.methods.runner import run_train
 from vad.timing import timed_stage
 
 
 def main() -> None:
+    fixed_mmap_threshold()  # flat memory over many blocks (vad.memory)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--method", required=True)
     parser.add_argument("--settings", required=True, help="data/settings/<method>/train.json")

@@ -3,7 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vad.cache import chunked_dataset, write_h5
 from vad.methods.baseline.energy import BaselineModel, difference_energy, frame_scores
+from vad.methods.baseline.method import video_energy
 
 
 def test_difference_energy_per_cell():
@@ -36,3 +38,13 @@ def test_errors():
     model = BaselineModel.fit([np.zeros((2, 2, 2))])
     with pytest.raises(ValueError, match="does not match"):
         model.score_maps(np.zeros((1, 3, 3)))
+
+
+def test_energy_read_a_block_of_frames_at_a_time_equals_the_whole_videos(tmp_path):
+    """The prepare stage reads BLOCK_FRAMES frames at a time, each block after the first
+    differenced with the frame before it."""
+    frames = np.random.default_rng(0).integers(0, 255, (70, 28, 42, 1), dtype=np.uint8)
+    with write_h5(tmp_path / "frames.h5", {}) as f:
+        chunked_dataset(f.create_group("train/a"), "frames", frames)
+    energy = video_energy(tmp_path / "frames.h5", "train/a", (42, 28), 14)
+    np.testing.assert_array_equal(energy, difference_energy(frames, 14))

@@ -10,9 +10,13 @@ from vad.cache import (
     IncrementalDigest,
     MissingDigestError,
     ResumableCache,
+    RowWriter,
     array_digest,
     atomic_output,
     cache_digest,
+    chunked_dataset,
+    copy_rows,
+    iter_rows,
     staged_outputs,
     video_digests,
     write_h5,
@@ -236,3 +240,46 @@ def test_staged_outputs_appear_together_or_not_at_all(tmp_path):
     with pytest.raises(RuntimeError, match="not written"), staged_outputs(first, second) as tmp:
         tmp[0].write_text("only a")
     assert first.read_text() == "new a"
+
+
+def test_a_dataset_written_a_block_at_a_time_is_the_file_of_the_whole_array(tmp_path):
+    """RowWriter (whole chunks in order) makes the same file, bit for bit, as `chunked_dataset`
+    of the whole array, with its content digest; `iter_rows` reads it back in blocks whose
+    overlaps reach into the next one; `copy_rows` copies it the same way."""
+    data = np.random.default_rng(0).integers(0, 255, (21, 6, 5, 3), dtype=np.uint8)
+    with write_h5(tmp_path / "whole.h5", {"s": 1}) as f:
+        chunked_dataset(f.create_group("train/a"), "x", data, frames_per_chunk=4)
+    with write_h5(tmp_path / "blocks.h5", {"s": 1}) as f:
+        writer = RowWriter(f.create_group("train/a"), "x", data.shape, np.uint8, 4)
+        for start in range(0, 21, 8):
+            writer.write(data[start : start + 8])
+        assert writer.hexdigest() == array_digest(data)
+    assert (tmp_path / "whole.h5").read_bytes() == (tmp_path / "blocks.h5").read_bytes()
+    with h5py.File(tmp_path / "blocks.h5") as f:
+        blocks = list(iter_rows(f["train/a/x"], 8, overlap=2))
+        assert [(first, len(rows)) for first, rows in blocks] == [(0, 10), (8, 10), (16, 5)]
+        for first, rows in blocks:
+            np.testing.assert_array_equal(rows, data[first : first + len(rows)])
+        with write_h5(tmp_path / "copy.h5", {"s": 1}) as out:
+            digest = copy_rows(f["train/a/x"], out.create_group("train/a"), "x", 4, 8)
+    assert digest == array_digest(data)
+    assert (tmp_path / "copy.h5").read_bytes() == (tmp_path / "whole.h5").read_bytes()
+
+
+def test_a_row_writer_refuses_rows_of_another_shape_or_too_many(tmp_path):
+    with write_h5(tmp_path / "x.h5") as f:
+        writer = RowWriter(f, "x", (3, 2), np.float32, 1)
+        with pytest.raises(ValueError, match="rows of shape"):
+            writer.write(np.zeros((1, 3), np.float32))
+        writer.write(np.zeros((3, 2)))  # cast to the dataset's dtype
+        with pytest.raises(ValueError, match="more than 3 rows"):
+            writer.write(np.zeros((1, 2), np.float32))
+
+
+def test_a_video_that_fails_while_written_leaves_no_group(tmp_path):
+    with ResumableCache(tmp_path / "c.h5", {"s": 1}) as cache:
+        with pytest.raises(RuntimeError, match="half"):
+            with cache.writing("train/a") as group:
+                group.create_dataset("x", data=np.zeros(3))
+                raise RuntimeError("half-written")
+        assert "train/a" not in cache.file

@@ -11,6 +11,7 @@ from vad.motion.dynamic_flow import (
     dynamic_flows_raw,
     flow_gram_band,
     quantize_dynamic_flow,
+    stream_dynamic_flows,
     window_dynamic_flows,
     window_layout,
     window_mean_grams,
@@ -34,6 +35,27 @@ def moving_square_flows(num_flows: int, height: int = 12, width: int = 16) -> np
 
 def encoded(flows: np.ndarray, a: float = 16.0, b: float = 128.0) -> np.ndarray:
     return np.clip(flows.reshape(len(flows), -1).astype(np.float64) * a + b, 0, 255)
+
+
+@pytest.mark.parametrize("method", ["ranksvm", "approx"])
+@pytest.mark.parametrize(
+    ("num_flows", "window", "block"), [(30, 6, 4), (30, 6, 7), (5, 6, 2), (6, 6, 1), (9, 4, 64)]
+)
+def test_flows_read_a_block_of_windows_at_a_time_give_the_same_maps(
+    method: str, num_flows: int, window: int, block: int
+) -> None:
+    """The stage's streamed computation (the flows' mean, band, weighted sums and RankSVM
+    solutions a block at a time) equals the whole video's, bit for bit: blocks across the
+    video, a video shorter than its window, one window per block, one block."""
+    flows = moving_square_flows(num_flows).astype(np.float16)  # as flow.h5 stores them
+    whole = dynamic_flows(flows.astype(np.float32), window=window, method=method)
+    blocks = list(
+        stream_dynamic_flows(
+            lambda start, stop: flows[start:stop], num_flows, window, method, block=block
+        )
+    )
+    assert all(len(maps) <= block + window for maps in blocks)
+    np.testing.assert_array_equal(np.concatenate(blocks), whole)
 
 
 @pytest.mark.parametrize("method", ["ranksvm", "approx"])

@@ -19,6 +19,7 @@ from vad.cache import (
 from vad.datasets.synthetic import open_synthetic
 from vad.frame_cache import write_frame_cache
 from vad.motion import dynflow_runner
+from vad.motion.dynamic_flow import dynamic_flows
 from vad.motion.dynflow_runner import DynamicFlowSettings, run_dynamic_flow_stage
 from vad.motion.flow_runner import run_flow_stage
 
@@ -94,6 +95,24 @@ def test_one_map_per_frame_and_any_n_jobs_gives_the_same(flow_file, tmp_path):
         for key in one:
             assert f[key].attrs[DIGEST] == array_digest(one[key])
             assert f[key].attrs[INPUT_DIGEST] == video_digests(flow_file)[key]
+
+
+def test_videos_computed_a_few_windows_at_a_time_equal_their_whole_dynamic_flow(
+    flow_file, tmp_path, monkeypatch
+):
+    """The stage reads flows and writes maps a block of windows at a time (here 2: train/a's 3
+    windows of 4 flows span 2 blocks, with the frames that repeat the last window); the maps
+    are those of the whole video's flows, for both rank poolings."""
+    monkeypatch.setattr(dynflow_runner, "BLOCK_WINDOWS", 2)
+    for method in ("ranksvm", "approx"):
+        settings = DynamicFlowSettings(window=4, method=method)
+        out = tmp_path / f"{method}.h5"
+        run_dynamic_flow_stage(flow_file, out, settings, n_jobs=1, progress=False)
+        with h5py.File(flow_file) as f:
+            whole = {key: f[key]["flow"][()].astype(np.float32) for key in read_all(out)}
+        for key, maps in read_all(out).items():
+            expected = dynamic_flows(whole[key], window=4, method=method)
+            np.testing.assert_array_equal(maps, expected)
 
 
 def test_resume_skips_finished_videos(flow_file, tmp_path, monkeypatch):

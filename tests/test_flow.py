@@ -286,6 +286,22 @@ def test_parallel_and_sequential_runs_are_identical(frames_h5, tmp_path):
         np.testing.assert_array_equal(flows_one[key], flows_two[key])
 
 
+def test_a_video_computed_in_blocks_of_pairs_equals_one_pass_over_it(
+    frames_h5, tmp_path, monkeypatch
+):
+    """The stage reads, computes and writes BLOCK_PAIRS pairs at a time (here 3: a video's 4
+    pairs are 2 blocks); TV-L1 starting each pair from the previous flow carries it across
+    blocks, so the flows are those of one pass over the whole video."""
+    options = {**STAGE_TVL1, "use_initial_flow": True}
+    monkeypatch.setattr(flow_runner, "BLOCK_PAIRS", 3)
+    out = run_flow_stage(frames_h5, tmp_path / "f.h5", "tvl1", options, SIZE, 1, False)
+    flows = read_flows(out)
+    for key in VIDEOS:
+        gray = prepare_frames(flow_runner.read_frames(frames_h5, key), SIZE)
+        whole = video_flows(gray, make_flow_estimator("tvl1", options))
+        np.testing.assert_array_equal(flows[key], whole.astype(np.float16))
+
+
 def test_interrupted_run_resumes_without_recomputing_finished_videos(
     frames_h5, tmp_path, monkeypatch
 ):
@@ -427,15 +443,22 @@ def test_changed_settings_do_not_resume_an_old_partial(frames_h5, tmp_path, monk
 def test_nan_flow_fails_naming_video_and_pair_and_leaves_no_output(
     frames_h5, tmp_path, monkeypatch
 ):
-    real_compute = flow_runner.compute_video_flow
+    real_estimator = flow_runner.make_flow_estimator
 
-    def nan_in_train_02(frames_path, key, *args, **kwargs):
-        flows = real_compute(frames_path, key, *args, **kwargs)
-        if key == "train/02":
-            flows[3, 5, 5, 0] = np.nan
-        return flows
+    def nan_at_the_eighth_pair(method, options):
+        """An estimator whose 8th pair (train/02's pair 3: train/01 has 4 pairs) is NaN."""
+        estimator, calls = real_estimator(method, options), []
 
-    monkeypatch.setattr(flow_runner, "compute_video_flow", nan_in_train_02)
+        def estimate(first, second):
+            calls.append(1)
+            flow = estimator(first, second)
+            if len(calls) == 8:
+                flow[5, 5, 0] = np.nan
+            return flow
+
+        return estimate
+
+    monkeypatch.setattr(flow_runner, "make_flow_estimator", nan_at_the_eighth_pair)
     out = tmp_path / "flow.h5"
     with pytest.raises(ValueError, match=r"train/02.*pair 3"):
         run_flow_stage(frames_h5, out, "dis", {"preset": "ultrafast"}, SIZE, 1, False)

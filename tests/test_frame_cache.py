@@ -12,6 +12,8 @@ from vad.datasets import open_dataset
 from vad.datasets.base import Dataset, DatasetError, GroundTruth, Video
 from vad.datasets.synthetic import open_synthetic
 from vad.frame_cache import (
+    frame_blocks,
+    load_frame,
     load_frames,
     load_ground_truth,
     load_masks,
@@ -124,3 +126,48 @@ def test_a_failure_leaves_an_older_pair_of_caches_as_it_was(tmp_path):
     with pytest.raises(DatasetError, match="mask of size"):
         write_frame_cache(dataset, frames, truth, progress=False)
     assert {path: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_blocks_of_frames_are_the_rows_of_the_whole_video(tmp_path):
+    """Stages read a video a block at a time, converted and resized as `load_frames` does."""
+    dataset = open_synthetic(**{**TINY, "frames_per_video": 11})
+    write_frame_cache(dataset, tmp_path / "f.h5", tmp_path / "gt.h5", progress=False)
+    whole = load_frames(tmp_path / "f.h5", "test/test_00", (24, 16), "rgb")
+    blocks = list(frame_blocks(tmp_path / "f.h5", "test/test_00", (24, 16), "rgb", block=4))
+    assert [first for first, _ in blocks] == [0, 4, 8]
+    np.testing.assert_array_equal(np.concatenate([frames for _, frames in blocks]), whole)
+    overlapping = list(frame_blocks(tmp_path / "f.h5", "test/test_00", block=4, overlap=1))
+    assert [len(frames) for _, frames in overlapping] == [5, 5, 3]
+    np.testing.assert_array_equal(
+        load_frame(tmp_path / "f.h5", "test/test_00", 6, (24, 16), "rgb"), whole[6]
+    )
+    with pytest.raises(IndexError, match="no frame 11"):
+        load_frame(tmp_path / "f.h5", "test/test_00", 11)
+
+
+def test_masks_written_frame_by_frame_make_the_file_the_whole_stack_makes(tmp_path):
+    """The synthetic scene draws its masks one frame at a time (`mask_frames`); a loader that
+    only returns the whole stack gives the same ground-truth file, bit for bit."""
+    dataset = open_synthetic(**{**TINY, "frames_per_video": 19})
+    write_frame_cache(dataset, tmp_path / "f.h5", tmp_path / "gt.h5", progress=False)
+    whole = Dataset(
+        dataset.name, dataset.root, dataset.train, dataset.test,
+        {name: GroundTruth(truth.labels, lambda truth=truth: truth.load_masks())
+         for name, truth in dataset.ground_truth.items()},
+    )  # fmt: skip
+    write_frame_cache(whole, tmp_path / "f2.h5", tmp_path / "gt2.h5", progress=False)
+    assert (tmp_path / "gt.h5").read_bytes() == (tmp_path / "gt2.h5").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("masks", "message"),
+    [(np.zeros((5, 3, 3)), r"mask 0 .*shape \(3, 3\)"), (np.zeros((4, 64, 96)), "4 masks"),
+     (np.zeros((6, 64, 96)), "mask 5 .*more masks")],
+)  # fmt: skip
+def test_masks_of_another_size_or_number_name_the_clip(tmp_path, masks, message):
+    dataset = open_synthetic(**TINY)
+    clip = dataset.test[0].name
+    dataset.ground_truth[clip] = GroundTruth(dataset.ground_truth[clip].labels, lambda: masks)
+    with pytest.raises(ValueError, match=message):
+        write_frame_cache(dataset, tmp_path / "f.h5", tmp_path / "gt.h5", progress=False)
+    assert not (tmp_path / "gt.h5").exists()

@@ -4,8 +4,17 @@ import numpy as np
 import pytest
 
 from vad.config import ConfigError, Section
-from vad.fusion import fuse, fused_models
-from vad.scores import ScoreSet, VideoScores, read_score_attrs, read_scores, write_scores
+from vad.fusion import fuse, fused_models, fused_stream
+from vad.scores import (
+    ScoreSet,
+    ScoreStream,
+    VideoScores,
+    open_scores,
+    read_score_attrs,
+    read_scores,
+    train_statistics,
+    write_scores,
+)
 
 
 def _scores(model, train_maps, test_maps):
@@ -145,3 +154,34 @@ def test_static_value_survives_the_float32_score_file(tmp_path):
     back = read_scores(tmp_path / "m.h5")
     np.testing.assert_array_equal(back.train_values(maps=True), [1.0, 3.0])
     np.testing.assert_array_equal(back.train_values(), [1.0, 3.0])
+
+
+def test_fusing_score_files_a_video_at_a_time_equals_fusing_them_in_memory(tmp_path):
+    """The fuse stage reads its parts one video at a time (`open_scores`) and writes the fused
+    set as it comes: the same file, bit for bit, as fusing whole score sets, static cells and
+    training frames of a subset included; the statistics are numpy's of all values."""
+    rng = np.random.default_rng(2)
+    parts = {}
+    for part, floor in (("rgb", -7.0), ("dyn", None)):
+        train = {}
+        for name, count in (("a", 300), ("b", 7)):
+            maps = rng.normal(50, 5, (count, 5, 4))
+            indices = np.arange(0, 3 * len(maps), 3)  # every third frame scored
+            train[name] = VideoScores(maps.reshape(len(maps), -1).max(1), maps, indices)
+        if floor is not None:
+            for video in train.values():
+                video.score_maps[rng.random(video.score_maps.shape) < 0.8] = floor
+        test = {"t": VideoScores(np.zeros(4), rng.normal(50, 9, (4, 5, 4)))}
+        attrs = {} if floor is None else {"static_value": floor}
+        parts[part] = ScoreSet(part, test=test, train=train, attrs=attrs)
+        write_scores(tmp_path / f"{part}.h5", parts[part])
+    weights = {"rgb": 0.3, "dyn": 0.7}
+    whole = {part: read_scores(tmp_path / f"{part}.h5") for part in parts}
+    write_scores(tmp_path / "memory.h5", fuse("g", whole, weights))
+    with open_scores(tmp_path / "rgb.h5") as rgb, open_scores(tmp_path / "dyn.h5") as dyn:
+        stream = fused_stream("g", {"rgb": rgb, "dyn": dyn}, weights)
+        assert isinstance(stream, ScoreStream) and stream.attrs["level"] == "map"
+        write_scores(tmp_path / "streamed.h5", stream)
+        values = whole["rgb"].train_values(maps=True)
+        assert train_statistics(rgb, maps=True) == (values.mean(), values.std())
+    assert (tmp_path / "memory.h5").read_bytes() == (tmp_path / "streamed.h5").read_bytes()

@@ -168,7 +168,7 @@ def test_every_file_the_writers_make_checksums_every_dataset_and_its_metadata(ca
     grid = {"size": [48, 32], "patch": 16}
     BASELINE.prepare(Inputs({"frames": frames}), grid, prepared)
     BASELINE.train(prepared, {}, model, tmp_path / "work")
-    scores = BASELINE.score(Inputs({"frames": frames}), prepared, model, {})
+    scores = BASELINE.score(Inputs({"frames": frames}), prepared, model, {}).collect()
     scores.train["extra"] = VideoScores(np.ones(3, np.float32), frame_indices=np.arange(3))
     write_scores(tmp_path / "scores" / "baseline.h5", scores)
     fused = fuse("fused", {"baseline": scores}, {"baseline": 1.0})

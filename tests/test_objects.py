@@ -12,6 +12,7 @@ from vad.cache import DIGEST, ResumableCache, array_digest, video_digests, write
 from vad.objects import boxes as B
 from vad.objects import runner
 from vad.objects.detectors import HogPeople, OnnxDetector
+from vad.objects.foreground import difference_masks, stream_motion_masks, subtractor_masks
 from vad.objects.runner import boxes_by_frame, read_objects, run_objects_stage, video_objects
 from vad.objects.settings import PRESETS, resolve_settings
 
@@ -45,6 +46,23 @@ def moving_squares(squares: list[tuple[int, int, int, int, int]], seed: int = 0)
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = B.intersections(a, b[None])[0]
     return float(inter / (B.areas(a[None])[0] + B.areas(b[None])[0] - inter))
+
+
+@pytest.mark.parametrize("frames", [T, 2, 1])
+def test_masks_fed_frame_by_frame_equal_the_whole_video_formulas(frames):
+    """The stage feeds a video one frame at a time (frame t's mask once t+1 has come): the
+    masks are the OR of the whole-video difference and subtractor masks, first and last frame
+    included, for a clip of 12, 2 and 1 frames."""
+    video = moving_squares([(10, 20, 14, 3, 1), (80, 50, 10, -2, 0)])[:frames]
+    chosen = settings(foreground=["difference", "mog2", "knn"])
+    expected = (
+        difference_masks(video, chosen.blur, chosen.binary_threshold)
+        | subtractor_masks(video, "mog2")
+        | subtractor_masks(video, "knn")
+    )
+    streamed = np.stack(list(stream_motion_masks(iter(video), chosen)))
+    np.testing.assert_array_equal(streamed, expected)
+    assert expected[: frames - 1].any() or frames == 1  # the moving squares are found
 
 
 def test_boxes_recover_the_moving_blobs_of_a_synthetic_clip():

@@ -76,3 +76,33 @@ def test_no_motion_is_an_error(tmp_path):
     _frames_file(tmp_path / "frames.h5", {"a": np.zeros((3, 28, 28, 1), np.uint8)})
     with pytest.raises(ValueError, match="no training patch"):
         sample_locations(tmp_path / "frames.h5", PatchSettings(size=(28, 28)), progress=False)
+
+
+def test_the_sample_drawn_in_two_passes_is_the_draw_from_every_candidate_at_once(tmp_path):
+    """sample_locations counts the moving locations, then keeps the chosen ones in a second
+    pass over blocks of frames: the same sample as drawing from the list of all candidates of
+    every video (the definition), for videos longer than a block; its patches are the grid's."""
+    rng = np.random.default_rng(3)
+    videos = {name: rng.integers(0, 255, (70, 42, 56, 1), dtype=np.uint8) for name in "abc"}
+    videos["b"][:] = videos["b"][:1]  # a still video: no candidate
+    videos["c"][30:40] = videos["c"][30:31]
+    _frames_file(tmp_path / "frames.h5", videos)
+    settings = PatchSettings(size=(56, 42), patch=28, train_stride=7, motion_threshold=240,
+                             min_moving_pixels=2, n_train=500, seed=4)  # fmt: skip
+    keys, locations = sample_locations(tmp_path / "frames.h5", settings, progress=False)
+    candidates = []
+    for index, key in enumerate(keys):
+        gray = videos[key.split("/")[1]][..., 0]
+        counts = moving_counts(moving_pixels(gray, 240), 28, 7)
+        frame, row, col = np.nonzero(counts >= 2)
+        candidates.append(np.stack([np.full_like(frame, index), frame, row, col], axis=1))
+    pool = np.concatenate(candidates)
+    assert 500 < len(pool) < 50 * 500  # a draw of 500 of them, not all
+    chosen = np.random.default_rng(4).choice(len(pool), size=500, replace=False)
+    np.testing.assert_array_equal(locations, pool[np.sort(chosen)])
+    patches = extract_training_patches(
+        "rgb", tmp_path / "frames.h5", None, keys, locations, settings, progress=False
+    )
+    for (video, t, r, c), patch in zip(locations[::37], patches[::37], strict=True):
+        frame = videos[keys[video].split("/")[1]][t, ..., 0]
+        np.testing.assert_array_equal(patch[..., 0], frame[7 * r : 7 * r + 28, 7 * c : 7 * c + 28])

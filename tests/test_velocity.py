@@ -141,7 +141,7 @@ def test_a_fast_moving_object_scores_above_slow_ones_and_is_explained_by_speed(t
     prepared, model = tmp_path / "prepared.h5", tmp_path / "model"
     method.prepare(inputs, settings["prepare"], prepared)
     method.train(prepared, settings["train"], model, tmp_path / "work")
-    scores = method.score(inputs, prepared, model, settings["score"])
+    scores = method.score(inputs, prepared, model, settings["score"]).collect()
     test = scores.test["t"]
     slow, fast, empty = test.frame_scores[:4], test.frame_scores[4:8], test.frame_scores[8:]
     assert fast.min() > slow.max()

@@ -452,6 +452,18 @@ class ResumableCache:
             del self.file[key]
         return self.file.create_group(key)
 
+    @contextmanager
+    def writing(self, key: str) -> Iterator[h5py.Group]:
+        """`start(key)` for a video written piece by piece: if the block fails, the group is
+        dropped again, so that a failed video leaves nothing half-written in the partial file."""
+        group = self.start(key)
+        try:
+            yield group
+        except BaseException:
+            if self.file is not None and key in self.file:
+                del self.file[key]
+            raise
+
     def finish(self, key: str, *, digest: str, input_digest: str) -> None:
         """Mark `key` complete, with the digest of its content and of the input it came from."""
         assert self.file is not None
@@ -545,9 +557,87 @@ def checked_dataset(
     return group.create_dataset(name, data=data, chunks=chunks, fletcher32=True, **options)
 
 
+def time_chunks(shape: tuple[int, ...], frames_per_chunk: int) -> tuple[int, ...]:
+    """The chunk shape of a T×... dataset stored `frames_per_chunk` frames to a chunk."""
+    return (min(frames_per_chunk, max(1, shape[0])),) + tuple(shape[1:])
+
+
 def chunked_dataset(
     group: h5py.Group, name: str, data: np.ndarray, frames_per_chunk: int = 8
 ) -> h5py.Dataset:
     """Store a T×... array chunked along time, lightly compressed, checksummed."""
-    chunks = (min(frames_per_chunk, max(1, data.shape[0])),) + data.shape[1:]
+    chunks = time_chunks(data.shape, frames_per_chunk)
     return checked_dataset(group, name, data, chunks=chunks, compression="lzf")
+
+
+class RowWriter:
+    """A new dataset laid out as `chunked_dataset` lays it out (chunked along time, lzf,
+    checksummed), of known `shape`, filled in order a block of rows at a time, with the
+    content digest of what was written: a video's frames, flows or maps written in memory
+    independent of its length, into the same file `chunked_dataset` of the whole array makes.
+
+    Blocks should hold whole chunks (a multiple of `frames_per_chunk` rows, but the last), so
+    that every chunk is written once."""
+
+    def __init__(
+        self,
+        group: h5py.Group,
+        name: str,
+        shape: tuple[int, ...],
+        dtype: np.dtype | type,
+        frames_per_chunk: int = 8,
+    ):
+        self.dtype = np.dtype(dtype)
+        self.dataset = checked_dataset(
+            group,
+            name,
+            shape=tuple(shape),
+            dtype=self.dtype,
+            chunks=time_chunks(tuple(shape), frames_per_chunk),
+            compression="lzf",
+        )
+        self.digest = IncrementalDigest(self.dtype, tuple(shape))
+
+    @property
+    def rows(self) -> int:
+        return self.digest.rows
+
+    def write(self, rows: np.ndarray) -> None:
+        """Append `rows` (shape[1:] each; cast to the dataset's dtype as numpy casts)."""
+        rows = np.asarray(rows).astype(self.dtype, copy=False)
+        start = self.digest.rows
+        self.digest.update(rows)  # checks the shape and the count first
+        self.dataset[start : start + len(rows)] = rows
+
+    def hexdigest(self) -> str:
+        """The content digest (`array_digest` of the whole); fails unless every row was written."""
+        return self.digest.hexdigest()
+
+
+def iter_rows(
+    dataset: h5py.Dataset, block: int, overlap: int = 0
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(first, rows) of `dataset` in order, `block` rows at a time (`read_dataset`): rows
+    first .. first + block + overlap - 1, clipped to the end; consecutive blocks share
+    `overlap` rows (for windows that reach into the next block), and the last block is the
+    first one that reaches the end. An empty dataset gives one empty block."""
+    if block < 1 or overlap < 0:
+        raise ValueError(f"iter_rows: block must be >= 1 and overlap >= 0, got {block}, {overlap}")
+    total, first = len(dataset), 0
+    while True:
+        end = min(first + block + overlap, total)
+        yield first, read_dataset(dataset, np.s_[first:end])
+        if end >= total:
+            return
+        first += block
+
+
+def copy_rows(
+    source: h5py.Dataset, group: h5py.Group, name: str, frames_per_chunk: int, block: int
+) -> str:
+    """Copy `source` into a new `RowWriter` dataset of `group`, `block` rows at a time;
+    returns the content digest."""
+    writer = RowWriter(group, name, source.shape, source.dtype, frames_per_chunk)
+    for _, rows in iter_rows(source, block):
+        writer.write(rows)
+    return writer.hexdigest()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from vad.datasets import DATASET_NAMES, open_dataset
@@ -35,6 +36,19 @@ def info(args: argparse.Namespace) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
+    if args.what == "scale":  # the embedded synthetic scene: no dataset
+        from vad.bench.scale import dotted_overrides, run_scale_benchmark
+
+        report = run_scale_benchmark(
+            scales=args.scales,
+            out=args.out or "reports/bench/scale.json",
+            overrides=dotted_overrides(args.set),
+            base_frames=args.base_frames,
+            keep=args.keep,
+            command="python -m vad " + shlex.join(args.argv),
+        )
+        print(json.dumps({"ratios": report["ratios"], "per_frame": report["per_frame"]}, indent=2))
+        return
     if args.what != "score" and args.name is None:
         raise ValueError(f"vad bench {args.what} needs a dataset name and root")
     if args.what == "objects":  # default out: reports/<name>/objects.json
@@ -165,13 +179,17 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("bench", help="benchmarks writing JSON under reports/bench/")
     p.add_argument(
         "what",
-        choices=["motion", "decode", "objects", "velocity", "score"],
+        choices=["motion", "decode", "objects", "velocity", "score", "scale"],
         help="motion: flow and dynamic-flow throughput; decode: cost and reach of the corrupt-"
         "JPEG check; objects: the objects stage's anomalous-object recall, boxes and time per "
         "frame (reports/<name>/objects.json); velocity: the velocity method's fit and scoring "
-        "times and an attribute ablation; score: `vad score` frames per second per method",
+        "times and an attribute ablation; score: `vad score` frames per second per method; "
+        "scale: peak memory and time of every pipeline stage on synthetic scenes of 1x, 4x "
+        "and 16x the default video length",
     )
-    p.add_argument("name", nargs="?", choices=DATASET_NAMES, help="dataset (not for score)")
+    p.add_argument(
+        "name", nargs="?", choices=DATASET_NAMES, help="dataset (not for score and scale)"
+    )
     p.add_argument("root", nargs="?", default="")
     p.add_argument("--layout", default="auto")
     p.add_argument("--out", default=None, help="default reports/bench/<what>.json")
@@ -202,6 +220,25 @@ def main(argv: list[str] | None = None) -> None:
         help="run TV-L1 at OpenCV's default quality over the whole dataset "
         "(about 40 minutes for Ped2 on 2 cores) instead of extrapolating its time",
     )
+    p.add_argument(
+        "--scales",
+        type=int,
+        nargs="+",
+        default=[1, 4, 16],
+        help="scale: video lengths, in multiples of the default (or of --base-frames)",
+    )
+    p.add_argument(
+        "--base-frames", type=int, default=None, help="scale: frames per video at 1x"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scale: a params override over the bench's own (repeatable), e.g. --set "
+        "data.synthetic.width=120",
+    )
+    p.add_argument("--keep", default=None, help="scale: keep each scale's work folder here")
     p.set_defaults(run=bench)
 
     p = commands.add_parser(
@@ -265,6 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=check_params)
 
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         args.run(args)
     except (DatasetError, FileNotFoundError, ValueError) as error:

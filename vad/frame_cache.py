@@ -8,10 +8,15 @@ and changing a model's working size re-runs that model's stages only.
 Every video group records the content digest of its frames as attr `digest` (`vad.cache`), and
 every ground-truth group that of its labels and masks, so the stages reading them can tell
 changed content from unchanged.
+
+Memory: frames and masks are written one frame (or chunk) at a time, and the stages read them
+back in blocks of BLOCK_FRAMES frames (`frame_blocks`), so that no stage holds a whole video:
+its memory does not grow with the length of the videos (`python -m vad bench scale`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,10 +27,11 @@ import numpy as np
 from vad.cache import (
     DIGEST,
     IncrementalDigest,
+    RowWriter,
     array_digest,
     checked_dataset,
-    chunked_dataset,
     combine_digests,
+    iter_rows,
     iter_videos,
     open_cache,
     read_dataset,
@@ -40,6 +46,9 @@ if TYPE_CHECKING:  # type hints only: reading frames needs none of the dataset r
     from vad.datasets.base import Dataset, Video
 
 COLORS = ("gray", "rgb")
+# Frames a stage reads (and works on) at once: a multiple of the cache's 8 frames per chunk.
+BLOCK_FRAMES = 32
+MASK_FRAMES_PER_CHUNK = 8
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -153,10 +162,36 @@ def write_ground_truth(dataset: Dataset, path: str | Path) -> None:
             checked_dataset(group, "labels", labels)
             parts = {"labels": array_digest(labels)}
             if truth.load_masks is not None:
-                masks = truth.load_masks().astype(bool)
-                chunked_dataset(group, "masks", masks)
-                parts["masks"] = array_digest(masks)
+                parts["masks"] = write_masks(group, video, truth.mask_frames())
             group.attrs[DIGEST] = combine_digests(parts)
+
+
+def write_masks(group: h5py.Group, video: Video, masks: Iterator[np.ndarray]) -> str:
+    """Stream a clip's masks, one H×W frame after the other, into dataset `masks` (T×H×W bool,
+    8 frames a chunk) a chunk at a time; returns their content digest. A mask of another size,
+    or another number of masks than frames, is a ValueError naming the clip."""
+    shape = (video.num_frames, video.height, video.width)
+    writer = RowWriter(group, "masks", shape, bool, MASK_FRAMES_PER_CHUNK)
+    block: list[np.ndarray] = []
+    for index, mask in enumerate(masks):
+        if index >= video.num_frames or np.shape(mask) != shape[1:]:
+            found = "more masks" if index >= video.num_frames else f"shape {np.shape(mask)}"
+            raise ValueError(
+                f"{video.source}: mask {index} of video {video.name!r}: {found}, expected "
+                f"{video.num_frames} masks of shape {shape[1:]} like its frames"
+            )
+        block.append(np.asarray(mask).astype(bool))
+        if len(block) == MASK_FRAMES_PER_CHUNK:
+            writer.write(np.stack(block))
+            block = []
+    if block:
+        writer.write(np.stack(block))
+    if writer.rows != video.num_frames:
+        raise ValueError(
+            f"{video.source}: {writer.rows} masks for video {video.name!r}, which has "
+            f"{video.num_frames} frames"
+        )
+    return writer.hexdigest()
 
 
 def load_frames(
@@ -168,6 +203,50 @@ def load_frames(
             raise KeyError(f"{path}: no video '{key}'")
         frames = read_dataset(f[key]["frames"])
     return convert_frames(frames, size, color)
+
+
+def load_frame(
+    path: str | Path,
+    key: str,
+    index: int,
+    size: tuple[int, int] | None = None,
+    color: str | None = None,
+) -> np.ndarray:
+    """Frame `index` of one video as `load_frames(...)[index]` gives it, read alone."""
+    with open_cache(path) as f:
+        frame = read_dataset(_frames_dataset(f, path, key), np.s_[index : index + 1])
+    if len(frame) == 0:
+        raise IndexError(f"{path}: video '{key}' has no frame {index}")
+    return convert_frames(frame, size, color)[0]
+
+
+def video_length(path: str | Path, key: str) -> int:
+    """The number of frames of video `key` of a frame cache."""
+    with open_cache(path) as f:
+        return len(_frames_dataset(f, path, key))
+
+
+def frame_blocks(
+    path: str | Path,
+    key: str,
+    size: tuple[int, int] | None = None,
+    color: str | None = None,
+    block: int = BLOCK_FRAMES,
+    overlap: int = 0,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(first, frames) of one video in order, `block` frames at a time (with `overlap`, each
+    block also holds the next block's first `overlap` frames: `vad.cache.iter_rows`), as
+    `load_frames` gives them: converted to `color`, resized to `size`. The frames of a block
+    equal those rows of `load_frames`; memory is one block, whatever the video's length."""
+    with open_cache(path) as f:
+        for first, frames in iter_rows(_frames_dataset(f, path, key), block, overlap):
+            yield first, convert_frames(frames, size, color)
+
+
+def _frames_dataset(f: h5py.File, path: str | Path, key: str) -> h5py.Dataset:
+    if key not in f or "frames" not in f[key]:
+        raise KeyError(f"{path}: no video '{key}'")
+    return f[key]["frames"]
 
 
 def convert_frames(

@@ -14,6 +14,10 @@ out of its statistics). Then:
 
 params.yaml, section `fuse`: `models` maps each fused name to its parts and their weights; a
 weight is a number or the name of a number in the section (GMFC-VAE's `alpha` and `beta`).
+
+The parts are read one video at a time (`vad.scores.open_scores`) and the fused set is produced
+one video at a time (`fused_stream`), statistics included (`vad.scores.train_statistics`), so
+memory holds one video's scores of each part, whatever the length of the dataset.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import math
 import numpy as np
 
 from vad.config import ConfigError, Section, check_all
-from vad.scores import ScoreSet, VideoScores
+from vad.scores import ScoreSet, ScoreSource, ScoreStream, VideoScores, train_statistics
 
 NORMALIZATIONS = ("none", "zscore")
 
@@ -91,24 +95,23 @@ def fuse_settings(params: dict, known: list[str]) -> tuple[dict[str, dict[str, f
     return models, normalize
 
 
-def map_statistics(scores: ScoreSet) -> tuple[float, float]:
+def map_statistics(scores: ScoreSource) -> tuple[float, float]:
     """Mean and std of the scored training map cells of one score set: cells holding the set's
     `static_value` (never scored, one constant) are left out, else a mostly static scene would
     make the statistics those of the constant."""
-    if not scores.train:
+    if not scores.names("train"):
         raise ValueError(f"{scores.model}: no training scores to normalize with")
-    values = scores.train_values(maps=True)
-    return float(values.mean()), float(max(values.std(), 1e-12))
+    return train_statistics(scores, maps=True)
 
 
 def part_statistics(
-    parts: dict[str, ScoreSet], normalize: str
+    parts: dict[str, ScoreSource], normalize: str
 ) -> tuple[bool, dict[str, tuple[float, float]]]:
     """Whether the parts fuse on maps, and each part's (mean, std) for `normalize`."""
     on_maps = _same_maps(parts)
     if normalize == "zscore":
         stats = {
-            part: map_statistics(scores) if on_maps else scores.train_statistics()
+            part: map_statistics(scores) if on_maps else train_statistics(scores)
             for part, scores in parts.items()
         }
     else:
@@ -127,72 +130,86 @@ def weighted_sum(
     return total
 
 
-def _same_maps(parts: dict[str, ScoreSet]) -> bool:
+def _same_maps(parts: dict[str, ScoreSource]) -> bool:
     shapes = {
-        video.score_maps.shape[1:] if video.score_maps is not None else None
+        scores.map_shape(split, video)
         for scores in parts.values()
-        for video in [*scores.test.values(), *scores.train.values()]
+        for split in ("test", "train")
+        for video in scores.names(split)
     }
     return len(shapes) == 1 and None not in shapes
 
 
-def fuse(
+def fused_stream(
     name: str,
-    parts: dict[str, ScoreSet],
+    parts: dict[str, ScoreSource],
     weights: dict[str, float],
     normalize: str = "zscore",
-) -> ScoreSet:
-    """The weighted sum of `parts` (see the module docstring), as the score set `name`."""
+) -> ScoreStream:
+    """The weighted sum of `parts` (see the module docstring), as the score set `name`, one
+    video at a time: training videos (those of every part), then test videos, by name. The
+    parts and their statistics are checked here, each video's shapes as it comes."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"fuse normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
     if set(parts) != set(weights) or not parts:
         raise ValueError(f"{name}: parts {sorted(parts)} and weights {sorted(weights)} differ")
     order = list(weights)
-    tests = [set(parts[part].test) for part in order]
+    tests = [set(parts[part].names("test")) for part in order]
     if any(videos != tests[0] for videos in tests):
         raise ValueError(
             f"{name}: the parts {order} score different test videos: "
             f"{sorted(set.union(*tests) - set.intersection(*tests))}"
         )
     on_maps, stats = part_statistics(parts, normalize)
+    what = "score_maps" if on_maps else "frame_scores"
 
-    def combine(videos: list[VideoScores], video: str) -> VideoScores:
-        values = [v.score_maps if on_maps else v.frame_scores for v in videos]
+    def combine(split: str, video: str) -> VideoScores:
+        values = [parts[part].array(split, video, what) for part in order]
         if len({value.shape for value in values}) != 1:
             shapes = dict(zip(order, (value.shape for value in values), strict=True))
             raise ValueError(f"{name}, video {video}: the parts' scores differ in shape {shapes}")
         total = weighted_sum(
             values, [weights[part] for part in order], [stats[part] for part in order]
         )
+        indices = parts[order[0]].array(split, video, "frame_indices")
         if on_maps:
-            return VideoScores(
-                total.reshape(len(total), -1).max(axis=1), total, videos[0].frame_indices
-            )
-        return VideoScores(total, None, videos[0].frame_indices)
+            return VideoScores(total.reshape(len(total), -1).max(axis=1), total, indices)
+        return VideoScores(total, None, indices)
 
-    result = ScoreSet(
-        model=name,
-        attrs={
-            "parts": order,
-            "weights": [weights[part] for part in order],
-            "normalize": normalize,
-            "level": "map" if on_maps else "frame",
-        },
-    )
-    for video in sorted(tests[0]):
-        result.test[video] = combine([parts[part].test[video] for part in order], video)
-    for video in sorted(set.intersection(*(set(parts[part].train) for part in order))):
-        train = [parts[part].train[video] for part in order]
-        if on_maps or all(
-            np.array_equal(_indices(t), _indices(train[0])) for t in train
-        ):  # frame fusion needs the same training frames in every part
-            result.train[video] = combine(train, video)
-    return result
+    def same_training_frames(video: str) -> bool:
+        """Frame fusion needs the same training frames in every part."""
+        first = _indices(parts[order[0]], video)
+        return all(np.array_equal(_indices(parts[part], video), first) for part in order[1:])
+
+    def videos():
+        train = set.intersection(*(set(parts[part].names("train")) for part in order))
+        for video in sorted(train):
+            if on_maps or same_training_frames(video):
+                yield "train", video, combine("train", video)
+        for video in sorted(tests[0]):
+            yield "test", video, combine("test", video)
+
+    attrs = {
+        "parts": order,
+        "weights": [weights[part] for part in order],
+        "normalize": normalize,
+        "level": "map" if on_maps else "frame",
+    }
+    return ScoreStream(name, videos(), attrs)
 
 
-def _indices(video: VideoScores) -> np.ndarray:
-    return (
-        video.frame_indices
-        if video.frame_indices is not None
-        else np.arange(len(video.frame_scores))
-    )
+def fuse(
+    name: str,
+    parts: dict[str, ScoreSource],
+    weights: dict[str, float],
+    normalize: str = "zscore",
+) -> ScoreSet:
+    """`fused_stream`, every video in memory."""
+    return fused_stream(name, parts, weights, normalize).collect()
+
+
+def _indices(scores: ScoreSource, video: str) -> np.ndarray:
+    indices = scores.array("train", video, "frame_indices")
+    if indices is not None:
+        return indices
+    return np.arange(len(scores.array("train", video, "frame_scores")))

@@ -22,7 +22,7 @@ from vad.motion.flow import (
 from vad.motion.flow_runner import (
     FLOWNET2,
     Size,
-    compute_video_flow,
+    as_stored,
     read_frames,
     resolve_stage_options,
     run_flow_stage,
@@ -146,7 +146,10 @@ def _time_sequential_loop(
     """Seconds and pairs of one plain loop over `keys` in this process (no HDF5 writes)."""
     start = time.perf_counter()
     estimator = make_flow_estimator(method, options)
-    pairs = sum(len(compute_video_flow(frames_path, key, estimator, size)) for key in keys)
+    pairs = 0
+    for key in keys:
+        gray = prepare_frames(read_frames(frames_path, key), size)
+        pairs += len(as_stored(video_flows(gray, estimator)))
     return time.perf_counter() - start, pairs
 
 

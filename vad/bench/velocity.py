@@ -113,7 +113,9 @@ def run_velocity_benchmark(
         method.train(work / "prepared.h5", settings["train"], work / "model", work)
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        scores = method.score(inputs, work / "prepared.h5", work / "model", settings["score"])
+        scores = method.score(
+            inputs, work / "prepared.h5", work / "model", settings["score"]
+        ).collect()
         score_seconds = time.perf_counter() - start
         with open_cache(work / "prepared.h5") as f:
             counts = {
@@ -157,7 +159,7 @@ def run_velocity_benchmark(
                 for old in model.glob("*") if model.exists() else []:
                     old.unlink()
                 method.train(prepared, chosen["train"], model, work)
-                result = method.score(inputs, prepared, model, chosen["score"])
+                result = method.score(inputs, prepared, model, chosen["score"]).collect()
                 report["ablation"][name] = {
                     "overrides": overrides,
                     **frame_aucs({n: v.frame_scores for n, v in result.test.items()}, labels),

@@ -61,6 +61,15 @@ class GroundTruth:
     def has_masks(self) -> bool:
         return self.load_masks is not None
 
+    def mask_frames(self) -> Iterator[np.ndarray]:
+        """The masks one H×W frame at a time: from the loader's own `frames()` where it has one
+        (masks stored or drawn frame by frame, read in memory of one frame), else from the
+        whole stack `load_masks()` returns (masks stored as one file per clip)."""
+        if self.load_masks is None:
+            raise ValueError("this ground truth has no masks")
+        frames = getattr(self.load_masks, "frames", None)
+        yield from frames() if frames is not None else self.load_masks()
+
 
 @dataclass
 class Dataset:

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -233,9 +234,14 @@ class MaskSequence:
 
     def __call__(self) -> np.ndarray:
         masks = np.empty((len(self.paths), self.height, self.width), dtype=bool)
-        for index, path in enumerate(self.paths):
-            masks[index] = self.read_file(path)
+        for index, mask in enumerate(self.frames()):
+            masks[index] = mask
         return masks
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """The masks one frame at a time (`GroundTruth.mask_frames`)."""
+        for path in self.paths:
+            yield self.read_file(path)
 
 
 def image_clip(

@@ -19,7 +19,7 @@ the frame itself; the frame label is "mask non-empty". Nothing is written to dis
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
@@ -684,6 +684,21 @@ class SyntheticScene:
         return np.stack([self.mask(plan, t) for t in range(plan.num_frames)])
 
 
+@dataclass(frozen=True, eq=False)
+class SyntheticMasks:
+    """`load_masks` of one clip: the whole T×H×W stack, or (`frames`) one frame at a time."""
+
+    scene: SyntheticScene
+    plan: VideoPlan
+
+    def __call__(self) -> np.ndarray:
+        return self.scene.masks(self.plan)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        for t in range(self.plan.num_frames):
+            yield self.scene.mask(self.plan, t)
+
+
 def _video(scene: SyntheticScene, plan: VideoPlan) -> Video:
     return Video(
         name=plan.name,
@@ -705,7 +720,7 @@ def open_synthetic(root: str | Path | None = None, **options) -> Dataset:
     ground_truth = {}
     for plan in scene.test:
         labels = np.array([scene.mask(plan, t).any() for t in range(plan.num_frames)], dtype=bool)
-        ground_truth[plan.name] = GroundTruth(labels=labels, load_masks=partial(scene.masks, plan))
+        ground_truth[plan.name] = GroundTruth(labels=labels, load_masks=SyntheticMasks(scene, plan))
     return Dataset(
         name="synthetic",
         root=Path(root) if root is not None else Path("synthetic"),

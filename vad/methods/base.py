@@ -8,7 +8,7 @@ stages, `prepare@<name>` -> `train@<name>` -> `score@<name>`:
     settings = method.settings(params)  # {"prepare": {...}, "train": {...}, "score": {...}}
     method.prepare(inputs, settings["prepare"], prepared)  # e.g. training patches
     history = method.train(prepared, settings["train"], model_dir, workdir)
-    scores = method.score(inputs, prepared, model_dir, settings["score"])  # -> ScoreSet
+    scores = method.score(inputs, prepared, model_dir, settings["score"])  # -> ScoreStream
 
 Scoring new footage outside the pipeline (`vad score`, vad/serve) goes through one optional
 hook, `method.stream_scorer(model_dir, params)`: a `StreamScorer` that is pushed one frame at a
@@ -16,6 +16,13 @@ time and returns the frames it can score by then. A method offers it by naming i
 `streaming` ("module:function", like the registry's entries, so that the streaming code is no
 part of the code digest of the method's pipeline stages); the default raises
 `StreamingUnsupported`.
+
+Memory: every stage streams, so that its memory does not grow with the dataset's length
+(`python -m vad bench scale` measures it). `prepare` and `score` read their inputs a block of
+frames at a time (`vad.frame_cache.frame_blocks`); `score` returns a `ScoreStream` that yields
+one video's scores at a time, written as they come (a method may return a whole `ScoreSet`,
+which is written the same way, but then holds every video at once); `train` works within its
+budget (patches, epochs) or from per-video statistics.
 
 `settings` validates its params sections (errors name the key) and returns plain JSON values
 per stage kind, so a change re-runs only the stages whose settings changed; `inputs` names the
@@ -33,7 +40,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from vad.scores import ScoreSet
+from vad.scores import ScoreSet, ScoreStream
 
 KINDS = ("prepare", "train", "score")
 Settings = dict[str, Any]
@@ -121,9 +128,10 @@ class Method(ABC):
     @abstractmethod
     def score(
         self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings
-    ) -> ScoreSet:
+    ) -> ScoreStream | ScoreSet:
         """Frame scores (and score maps) of every test video, and of training videos for
-        normalisation statistics."""
+        normalisation statistics: a `ScoreStream` yielding them one video at a time, training
+        videos first (the model is loaded, and its errors raised, before it returns)."""
 
     def stream_scorer(self, model_dir: Path, params: dict) -> StreamScorer:
         """A scorer of new footage with the model trained in `model_dir` under the full

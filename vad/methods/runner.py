@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vad.cache import atomic_directory, atomic_output
 from vad.methods.stage_files import load_method, read_inputs, read_stage_settings
-from vad.scores import write_scores
+from vad.scores import ScoreSet, ScoreWriter
 
 
 def run_prepare(method: str, settings_path: str, inputs_path: str, out: str) -> None:
@@ -36,11 +36,16 @@ def run_train(
 def run_score(
     method: str, settings_path: str, inputs_path: str, prepared: str, model_dir: str, out: str
 ) -> None:
+    """Score with the method and write each video's scores as the method yields them (the
+    file appears only once every video is written)."""
     plan = read_stage_settings(settings_path, method, "score")
     inputs = read_inputs(inputs_path, method)
     scores = load_method(plan).score(inputs, Path(prepared), Path(model_dir), plan["settings"])
-    if scores.model != method:
-        raise ValueError(f"{method}.score() returned the scores of {scores.model!r}")
-    if not scores.test:
-        raise ValueError(f"{method}.score() scored no test video")
-    write_scores(out, scores)
+    stream = scores.stream() if isinstance(scores, ScoreSet) else scores
+    if stream.model != method:
+        raise ValueError(f"{method}.score() returned the scores of {stream.model!r}")
+    with ScoreWriter(out, stream.model, stream.attrs) as writer:
+        for split, name, video in stream.videos:
+            writer.add(split, name, video)
+        if not writer.counts["test"]:
+            raise ValueError(f"{method}.score() scored no test video")

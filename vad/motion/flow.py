@@ -260,6 +260,17 @@ def video_flows(
     reset = getattr(estimator, "reset", None)
     if reset is not None:
         reset()
+    return pair_flows(frames, estimator, on_pair)
+
+
+def pair_flows(
+    frames: np.ndarray,
+    estimator: FlowEstimator,
+    on_pair: Callable[[], None] | None = None,
+) -> np.ndarray:
+    """`video_flows` without the reset: the flows of a later block of a video's frames (whose
+    first frame is the previous block's last), continuing what the estimator carries over
+    from the pair before (TV-L1's initial flow)."""
     count, height, width = frames.shape
     flows = np.empty((max(count - 1, 0), height, width, 2), np.float32)
     for index in range(count - 1):
@@ -269,13 +280,14 @@ def video_flows(
     return flows
 
 
-def check_finite(flow: np.ndarray, where: str) -> None:
-    """Raise ValueError naming `where` (and the frame pair, for a stack of flows) on NaN/inf."""
+def check_finite(flow: np.ndarray, where: str, first_pair: int = 0) -> None:
+    """Raise ValueError naming `where` (and the frame pair, for a stack of flows starting at
+    pair `first_pair` of the video) on NaN/inf."""
     finite = np.isfinite(flow)
     if finite.all():
         return
     if flow.ndim == 4:
-        pair = int(np.argmin(finite.reshape(len(flow), -1).all(axis=1)))
+        pair = first_pair + int(np.argmin(finite.reshape(len(flow), -1).all(axis=1)))
         raise ValueError(
             f"{where}: the optical flow of frame pair {pair} (frames {pair} -> {pair + 1}) "
             "contains NaN or inf"

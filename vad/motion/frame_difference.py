@@ -6,6 +6,10 @@ so every frame of a clip gets a difference. Usage:
 
     moving = moving_pixels(gray, threshold=10)          # (T, H, W) bool
     counts = moving_counts(moving, patch=28, stride=7)  # (T, rows, cols) int
+
+A video read in blocks of frames gives the same differences block by block: pass each block
+after the first with `previous`, the frame before it (the first block holds at least two
+frames, unless the video has one).
 """
 
 from __future__ import annotations
@@ -13,15 +17,22 @@ from __future__ import annotations
 import numpy as np
 
 
-def absolute_differences(gray: np.ndarray) -> np.ndarray:
-    """T×H×W uint8 gray frames -> T×H×W int16 |frame t - frame t-1| (frame 0: to frame 1)."""
+def absolute_differences(gray: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+    """T×H×W uint8 gray frames -> T×H×W int16 |frame t - frame t-1| (frame 0: to frame 1, or
+    to `previous`, the H×W frame before them when they are a later block of a video)."""
+    if previous is not None:
+        stacked = np.concatenate([np.asarray(previous)[None], gray]).astype(np.int16)
+        return np.abs(np.diff(stacked, axis=0))
     diff = np.abs(np.diff(gray.astype(np.int16), axis=0))
     return np.concatenate([diff[:1], diff]) if len(diff) else np.zeros(gray.shape, np.int16)
 
 
-def moving_pixels(gray: np.ndarray, threshold: float) -> np.ndarray:
-    """T×H×W bool: the pixels whose absolute frame difference exceeds `threshold`."""
-    return absolute_differences(gray) > threshold
+def moving_pixels(
+    gray: np.ndarray, threshold: float, previous: np.ndarray | None = None
+) -> np.ndarray:
+    """T×H×W bool: the pixels whose absolute frame difference exceeds `threshold`
+    (`previous`: see `absolute_differences`)."""
+    return absolute_differences(gray, previous) > threshold
 
 
 def moving_counts(moving: np.ndarray, patch: int, stride: int) -> np.ndarray:

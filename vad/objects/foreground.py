@@ -7,11 +7,14 @@ Added here: optional OpenCV background subtractors (MOG2, KNN; causal, shadows o
 the mask, a morphological closing that reconnects the parts of one person, and the merging of
 boxes that overlap (or lie within `merge_gap` px): a group of people walking together stays
 one box when their masks touch (no splitting: see DEVIATIONS.md).
+
+A video is fed one frame at a time (`stream_motion_masks`): frame t's mask is known once frame
+t+1 has come, so memory holds three frames, whatever the video's length.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -45,13 +48,42 @@ def subtractor_masks(gray: np.ndarray, kind: str) -> np.ndarray:
 
 def motion_masks(gray: np.ndarray, settings: ObjectSettings) -> np.ndarray:
     """The OR of the configured foreground masks, T×H×W bool."""
-    mask = np.zeros(gray.shape, bool)
-    for kind in settings.foreground:
-        if kind == "difference":
-            mask |= difference_masks(gray, settings.blur, settings.binary_threshold)
+    return np.stack(list(stream_motion_masks(gray, settings)))
+
+
+def stream_motion_masks(
+    frames: Iterable[np.ndarray], settings: ObjectSettings
+) -> Iterator[np.ndarray]:
+    """`motion_masks` of a video fed one H×W uint8 frame at a time, yielded in order (frame
+    t's once frame t+1 has come: its difference mask needs it)."""
+    subtractors = [
+        background_subtractor(kind) for kind in settings.foreground if kind != "difference"
+    ]
+    difference = "difference" in settings.foreground
+    waiting: np.ndarray | None = None  # the mask of the frame before, lacking the difference
+    blurred = before = None  # that frame blurred, and its difference to the one before it
+    for frame in frames:
+        mask = np.zeros(frame.shape, bool)
+        for model in subtractors:
+            mask |= model.apply(frame) > 0
+        if difference:
+            current = cv2.GaussianBlur(frame, (settings.blur, settings.blur), 0)
+            if blurred is not None:
+                change = np.abs(current.astype(np.int16) - blurred.astype(np.int16))
+                previous = change if before is None else before  # frame 0: to frame 1
+                yield waiting | ((previous + change) > settings.binary_threshold)
+                before = change
+            blurred = current
         else:
-            mask |= subtractor_masks(gray, kind)
-    return mask
+            if waiting is not None:
+                yield waiting
+        waiting = mask
+    if waiting is None:
+        return
+    if difference:  # the last frame reuses its difference to the frame before (none: 0)
+        last = before if before is not None else np.zeros(waiting.shape, np.int16)
+        waiting = waiting | ((last + last) > settings.binary_threshold)
+    yield waiting
 
 
 def mask_boxes(
@@ -89,6 +121,5 @@ def foreground_boxes(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(boxes, scores) per frame of a T×H×W uint8 video; `blanks[t]` are frame t's detector
     boxes, whose pixels are not foreground (HF2-VAD)."""
-    masks = motion_masks(gray, settings)
-    for t, mask in enumerate(masks):
+    for t, mask in enumerate(stream_motion_masks(gray, settings)):
         yield mask_boxes(mask, settings, blanks[t] if blanks is not None else B.EMPTY)

@@ -5,7 +5,9 @@ minimum area, covered boxes), then motion-foreground boxes of what the detectors
 (foreground.py). Videos run in parallel (vad.parallel, `n_jobs` workers, local processes or a
 Dask cluster, each building its own detectors; videos written in frames.h5's order, so the
 file's bytes do not depend on either); the output is resumable per video and appears only
-when complete (vad.cache.ResumableCache), as the flow stage's.
+when complete (vad.cache.ResumableCache), as the flow stage's. A video is read a block of frames
+at a time and its frames go through the detectors and the foreground masks one after the other
+(`stream_video_objects`), so memory holds a block of frames and the video's boxes.
 
 Layout of objects.h5: group `<split>/<name>` per video with `frame` (N,) int32 (frame index),
 `box` (N, 4) float32 [x1, y1, x2, y2] in pixels of the stored frames (x2, y2 exclusive),
@@ -18,6 +20,7 @@ has N = 0: empty datasets, still marked complete (its frames then score as "no o
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from functools import partial
 from pathlib import Path
@@ -34,10 +37,10 @@ from vad.cache import (
     read_dataset,
     video_key,
 )
-from vad.frame_cache import load_frames
+from vad.frame_cache import frame_blocks
 from vad.objects import boxes as B
 from vad.objects.detectors import Detections, HogPeople, OnnxDetector
-from vad.objects.foreground import foreground_boxes
+from vad.objects.foreground import mask_boxes, stream_motion_masks
 from vad.objects.settings import ObjectSettings
 from vad.parallel import Engine, map_videos
 from vad.progress import progress as progress_bar
@@ -93,21 +96,32 @@ def detect(
 
 def video_objects(gray: np.ndarray, settings: ObjectSettings) -> VideoObjects:
     """All boxes of a T×H×W uint8 video (detectors first, then foreground), frame by frame."""
-    detections = [detect(frame, settings, _detectors) for frame in gray]
-    blanks = [boxes for (boxes, _), _ in detections]
-    frames, boxes, scores, sources = [], [], [], []
-    for t, (fg_boxes, fg_scores) in enumerate(foreground_boxes(gray, settings, blanks)):
-        (det_boxes, det_scores), det_sources = detections[t]
+    return stream_video_objects(gray, settings)
+
+
+def stream_video_objects(frames: Iterable[np.ndarray], settings: ObjectSettings) -> VideoObjects:
+    """`video_objects` of a video fed one H×W uint8 frame at a time."""
+    detections: dict[int, tuple[Detections, np.ndarray]] = {}
+
+    def detected(video: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for t, frame in enumerate(video):  # each frame's detections, kept until its mask comes
+            detections[t] = detect(frame, settings, _detectors)
+            yield frame
+
+    found, boxes, scores, sources = [], [], [], []
+    for t, mask in enumerate(stream_motion_masks(detected(frames), settings)):
+        (det_boxes, det_scores), det_sources = detections.pop(t)
+        fg_boxes, fg_scores = mask_boxes(mask, settings, det_boxes)
         for b, s, src in (
             (det_boxes, det_scores, det_sources),
             (fg_boxes, fg_scores, np.zeros(len(fg_boxes), np.uint8)),
         ):
-            frames.append(np.full(len(b), t, np.int32))
+            found.append(np.full(len(b), t, np.int32))
             boxes.append(b)
             scores.append(s)
             sources.append(src)
     return VideoObjects(
-        frame=np.concatenate(frames).astype(np.int32),
+        frame=np.concatenate(found).astype(np.int32),
         box=np.concatenate(boxes).astype(np.float32).reshape(-1, 4),
         score=np.concatenate(scores).astype(np.float32),
         source=np.concatenate(sources).astype(np.uint8),
@@ -115,8 +129,13 @@ def video_objects(gray: np.ndarray, settings: ObjectSettings) -> VideoObjects:
 
 
 def _task(key: str, frames_path: str, settings: ObjectSettings) -> VideoObjects:
-    gray = load_frames(frames_path, key, color="gray")[..., 0]
-    return video_objects(gray, settings)
+    return stream_video_objects(_gray_frames(frames_path, key), settings)
+
+
+def _gray_frames(frames_path: str, key: str) -> Iterator[np.ndarray]:
+    """One video's frames, gray, one at a time (read a block at a time)."""
+    for _, block in frame_blocks(frames_path, key, color="gray"):
+        yield from block[..., 0]
 
 
 def objects_digest(objects: VideoObjects) -> str:

@@ -19,12 +19,19 @@ from vad.motion.frame_difference import absolute_differences, cell_means
 STD_FLOOR = 1e-3  # cells that never move in training must not divide by ~0
 
 
-def difference_energy(frames: np.ndarray, patch: int) -> np.ndarray:
-    """T×H×W(×1) uint8 gray frames -> T×(H/patch)×(W/patch) mean |frame difference| per cell."""
+def difference_energy(
+    frames: np.ndarray, patch: int, previous: np.ndarray | None = None
+) -> np.ndarray:
+    """T×H×W(×1) uint8 gray frames -> T×(H/patch)×(W/patch) mean |frame difference| per cell.
+
+    `previous`: the frame before them (H×W(×1)) when they are a later block of a video, read
+    block by block; the energies are then those rows of the whole video's."""
     gray = frames[..., 0] if frames.ndim == 4 else frames
-    if gray.shape[0] < 2:
+    if previous is not None and previous.ndim == 3:
+        previous = previous[..., 0]
+    if previous is None and gray.shape[0] < 2:
         raise ValueError(f"frame-difference energy needs at least 2 frames, got {gray.shape[0]}")
-    return cell_means(absolute_differences(gray).astype(np.float32), patch)
+    return cell_means(absolute_differences(gray, previous).astype(np.float32), patch)
 
 
 @dataclass
@@ -35,7 +42,12 @@ class BaselineModel:
     @classmethod
     def fit(cls, energies: list[np.ndarray]) -> BaselineModel:
         stacked = np.concatenate(energies).astype(np.float64)
-        return cls(mean=stacked.mean(axis=0), std=np.maximum(stacked.std(axis=0), STD_FLOOR))
+        return cls.from_moments(stacked.mean(axis=0), stacked.std(axis=0))
+
+    @classmethod
+    def from_moments(cls, mean: np.ndarray, std: np.ndarray) -> BaselineModel:
+        """The model of per-cell training means and standard deviations (std floored)."""
+        return cls(mean=mean, std=np.maximum(std, STD_FLOOR))
 
     def score_maps(self, energy: np.ndarray) -> np.ndarray:
         if energy.shape[1:] != self.mean.shape:

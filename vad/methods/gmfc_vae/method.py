@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vad.config import Section, check_all
 from vad.methods.base import Inputs, Method, Settings
-from vad.scores import ScoreSet
+from vad.scores import ScoreStream
 
 STATIC_PATCH_RULES = ("mode", "score")  # see vad.methods.gmfc_vae.score
 DEVICES = ["auto", "cpu", "cuda"]
@@ -181,7 +181,7 @@ class GmfcVaeStream(Method):
 
     def score(
         self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings
-    ) -> ScoreSet:
+    ) -> ScoreStream:
         import torch
 
         from vad.methods.gmfc_vae.score import score_stream

@@ -13,22 +13,28 @@ about anomalies, yet it can dominate the frame maximum. With `static_patches="mo
 without a moving pixel (the same frame-difference test that selects training patches) gets the
 energy of the prior's most likely point, min_c E(mu_c): "as normal as can be". With
 `static_patches="score"` every patch keeps its energy (the paper is silent on this).
+
+Memory: a video is read a block of frames at a time and its patches go through the model in
+batches of `batch_size` in order, the same batches as if the whole video were cut at once
+(`stream_energies`), so the energies are the same and memory is one block and one batch; the
+score set is yielded one video at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vad.frame_cache import load_frames, video_keys
+from vad.frame_cache import video_keys, video_length
 from vad.methods.gmfc_vae.method import STATIC_PATCH_RULES
-from vad.methods.gmfc_vae.patches import scoring_grid, stream_frames
+from vad.methods.gmfc_vae.patches import moving_count_blocks, scoring_grid, stream_blocks
 from vad.methods.gmfc_vae.train import check_patches, to_tensor
 from vad.motion.frame_difference import moving_counts, moving_pixels
 from vad.progress import progress as progress_bar
-from vad.scores import ScoreSet, VideoScores
+from vad.scores import Scored, ScoreStream, VideoScores
 from vad.training import resolve_device
 
 
@@ -60,6 +66,30 @@ def score_video(
     return energies(model, flat, batch_size=batch_size, device=device).reshape(count, rows, cols)
 
 
+def stream_energies(
+    model: torch.nn.Module,
+    patches: Iterable[np.ndarray],
+    batch_size: int = 2000,
+    device: str | torch.device = "auto",
+) -> np.ndarray:
+    """`energies` of the concatenation of the patch arrays `patches` yields, holding one of
+    them and one batch: the batches are those `energies` would cut from the whole (every
+    `batch_size` patches in order), so the energies are the same."""
+    waiting: list[np.ndarray] = []
+    count, out = 0, []
+    for block in patches:
+        waiting.append(block)
+        count += len(block)
+        if count >= batch_size:
+            stacked = np.concatenate(waiting)
+            full = count - count % batch_size
+            out.append(energies(model, stacked[:full], batch_size, device))
+            waiting, count = [stacked[full:]], count - full
+    if count:
+        out.append(energies(model, np.concatenate(waiting), batch_size, device))
+    return np.concatenate(out) if out else np.zeros(0, np.float64)
+
+
 @torch.no_grad()
 def mode_energy(model: torch.nn.Module) -> float:
     """min_c E(mu_c): the sample energy (eq. 17) at the most likely component mean."""
@@ -73,10 +103,41 @@ def moving_patches(
     patch: int,
     motion_threshold: float,
     min_moving_pixels: int,
+    indices: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(T, rows, cols) bool: grid patches with enough moving pixels (frame difference test)."""
-    gray = load_frames(frames_path, key, size, color="gray")[..., 0]
-    return moving_grid(gray, patch, motion_threshold, min_moving_pixels)
+    """(T, rows, cols) bool: grid patches with enough moving pixels (frame difference test),
+    of every frame or of the frames `indices` (ascending), read a block of frames at a time."""
+    moving = []
+    for first, counts in moving_count_blocks(
+        frames_path, key, size, patch, patch, motion_threshold
+    ):
+        chosen = counts >= min_moving_pixels
+        moving.append(chosen if indices is None else chosen[_local(indices, first, len(counts))])
+    return np.concatenate(moving)
+
+
+def grid_patches(
+    stream: str,
+    frames_path: str | Path,
+    dynflow_path: str | Path | None,
+    key: str,
+    size: tuple[int, int],
+    patch: int,
+    indices: np.ndarray | None = None,
+) -> Iterator[np.ndarray]:
+    """The test patches of one video (of every frame, or of the frames `indices`), in order,
+    as (n, patch, patch, 3) arrays, one per block of frames."""
+    for first, frames in stream_blocks(stream, frames_path, dynflow_path, key, size):
+        if indices is not None:
+            frames = frames[_local(indices, first, len(frames))]
+        grid = scoring_grid(frames, patch)
+        yield np.ascontiguousarray(grid.reshape((-1,) + grid.shape[3:]))
+
+
+def _local(indices: np.ndarray, first: int, count: int) -> np.ndarray:
+    """The ascending `indices` that fall in frames first .. first + count - 1, from first."""
+    low, high = np.searchsorted(indices, [first, first + count])
+    return indices[low:high] - first
 
 
 def moving_grid(
@@ -103,39 +164,38 @@ def score_stream(
     motion_threshold: float = 10.0,
     min_moving_pixels: int = 1,
     progress: bool = True,
-) -> ScoreSet:
+) -> ScoreStream:
     """Energy maps of every video of frames.h5 (training videos every `train_stride`-th frame)
-    as the score set `name`."""
+    as the score set `name`, one video at a time."""
     if static_patches not in STATIC_PATCH_RULES:
         raise ValueError(
             f"static_patches must be one of {STATIC_PATCH_RULES}, got {static_patches!r}"
         )
     floor = mode_energy(model)
-    result = ScoreSet(
-        model=name,
-        attrs={
-            "stream": stream,
-            "map_size": list(size),
-            "patch": patch,
-            "static_patches": static_patches,
-            "mode_energy": floor,
-            **({"static_value": floor} if static_patches == "mode" else {}),
-        },
-    )
-    for key in progress_bar(
-        video_keys(frames_path), desc=f"score {name}", unit="video", disable=not progress
-    ):
-        split, video = key.split("/", 1)
-        frames = stream_frames(stream, frames_path, dynflow_path, key, size)
-        indices = np.arange(0, len(frames), train_stride) if split == "train" else None
-        maps = score_video(
-            model, frames if indices is None else frames[indices], patch, batch_size, device
-        )
-        if static_patches == "mode":
-            moving = moving_patches(
-                frames_path, key, size, patch, motion_threshold, min_moving_pixels
-            )
-            maps = np.where(moving if indices is None else moving[indices], maps, floor)
-        target = result.train if split == "train" else result.test
-        target[video] = VideoScores(maps.max(axis=(1, 2)), maps, indices)
-    return result
+    attrs = {
+        "stream": stream,
+        "map_size": list(size),
+        "patch": patch,
+        "static_patches": static_patches,
+        "mode_energy": floor,
+        **({"static_value": floor} if static_patches == "mode" else {}),
+    }
+
+    def videos() -> Iterator[Scored]:
+        keys = video_keys(frames_path)
+        for key in progress_bar(keys, desc=f"score {name}", unit="video", disable=not progress):
+            split, video = key.split("/", 1)
+            indices = None
+            if split == "train":
+                indices = np.arange(0, video_length(frames_path, key), train_stride)
+            patches = grid_patches(stream, frames_path, dynflow_path, key, size, patch, indices)
+            maps = stream_energies(model, patches, batch_size, device)
+            maps = maps.reshape(-1, size[1] // patch, size[0] // patch)
+            if static_patches == "mode":
+                moving = moving_patches(
+                    frames_path, key, size, patch, motion_threshold, min_moving_pixels, indices
+                )
+                maps = np.where(moving, maps, floor)
+            yield split, video, VideoScores(maps.max(axis=(1, 2)), maps, indices)
+
+    return ScoreStream(name, videos(), attrs)

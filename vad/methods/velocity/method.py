@@ -11,11 +11,15 @@ object the attribute that makes it anomalous (`top_attribute`, `explanation`).
 Everything per frame is a function of that frame's flow and boxes (`kept_objects`,
 features.frame_features, `score_objects`), so that live scoring can call them frame by
 frame.
+
+Memory: prepare reads the flow of one frame at a time; score yields one video's scores at a
+time. Training holds every training object's features: they are the kNN model itself.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +39,7 @@ from vad.methods.velocity.density import (
 from vad.methods.velocity.explain import TrainingStats, describe, deviating_feature
 from vad.methods.velocity.features import ATTRIBUTES, attribute_columns, frame_features
 from vad.progress import progress as progress_bar
-from vad.scores import ScoreSet, VideoScores
+from vad.scores import Scored, ScoreStream, VideoScores
 
 MODEL_FILE = "model.h5"
 FLOOR = 0.0  # a frame without objects: each attribute's calibrated training minimum (0), summed
@@ -189,7 +193,7 @@ class Velocity(Method):
                 key = f"{split}/{name}"
                 if key not in flows or "flow" not in flows[key]:
                     raise ValueError(f"{inputs['flow']}: no flow for video '{key}' of objects.h5")
-                flow = read_dataset(flows[key]["flow"])
+                flow = flows[key]["flow"]  # read one frame pair at a time
                 frame, box = read_dataset(group["frame"]), read_dataset(group["box"])
                 size = (int(group.attrs["width"]), int(group.attrs["height"]))
                 kept = kept_objects(box, size, settings["border_objects"])
@@ -197,7 +201,7 @@ class Velocity(Method):
                 features = np.zeros((len(frame), bins + 6), np.float32)
                 for t in np.unique(frame):
                     rows = frame == t
-                    pair = flow[min(int(t), len(flow) - 1)]
+                    pair = read_dataset(flow, min(int(t), len(flow) - 1))
                     features[rows] = frame_features(pair, box[rows], size, bins)
                 out_group = f.create_group(key)
                 checked_dataset(out_group, "features", features)
@@ -242,20 +246,20 @@ class Velocity(Method):
 
     def score(
         self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings
-    ) -> ScoreSet:
+    ) -> ScoreStream:
         model, stats, bins, train_scores = load_model(model_dir / MODEL_FILE)
         cell = settings["map_cell"]
-        result = ScoreSet(
-            model=self.name,
-            attrs={"attributes": list(model.attributes), "bins": bins, "map_cell": cell},
-        )
-        for name, scores in train_scores.items():
-            result.train[name] = VideoScores(frame_scores=scores)
-        with open_cache(prepared) as f:
-            videos = [(n, g) for split, n, g in iter_videos(f) if split == "test"]
-            for name, group in progress_bar(videos, desc="velocity scores", unit="video"):
-                result.test[name] = score_video(model, stats, bins, group, cell)
-        return result
+        attrs = {"attributes": list(model.attributes), "bins": bins, "map_cell": cell}
+
+        def videos() -> Iterator[Scored]:
+            for name, scores in train_scores.items():
+                yield "train", name, VideoScores(frame_scores=scores)
+            with open_cache(prepared) as f:
+                tests = [(n, g) for split, n, g in iter_videos(f) if split == "test"]
+                for name, group in progress_bar(tests, desc="velocity scores", unit="video"):
+                    yield "test", name, score_video(model, stats, bins, group, cell)
+
+        return ScoreStream(self.name, videos(), attrs)
 
 
 def score_video(
