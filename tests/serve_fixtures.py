@@ -12,7 +12,7 @@ import yaml
 
 from vad.datasets import open_dataset
 from vad.frame_cache import write_frame_cache
-from vad.methods.base import Inputs
+from vad.methods.base import Inputs, Method
 from vad.methods.baseline.method import BASELINE
 from vad.scores import write_scores
 
@@ -38,15 +38,20 @@ def baseline_run(root: Path, color: str = "gray") -> Path:
     frames = root / "data" / "interim" / "frames.h5"
     dataset = open_dataset("synthetic", None, options=SCENE)
     write_frame_cache(dataset, frames, root / "data/interim/ground_truth.h5", color, progress=False)
-    settings = BASELINE.settings(params)
-    inputs = Inputs({"frames": frames})
-    prepared = root / "data" / "prepared" / "baseline.h5"
-    BASELINE.prepare(inputs, settings["prepare"], prepared)
-    model_dir = root / "data" / "models" / "baseline"
+    return fit_and_score(BASELINE, params, Inputs({"frames": frames}), root)
+
+
+def fit_and_score(method: Method, params: dict, inputs: Inputs, root: Path) -> Path:
+    """`method`'s prepare, train and score in-process, into `root` laid out as `dvc repro` lays
+    out a run (data/prepared, data/models, data/scores)."""
+    settings = method.settings(params)
+    prepared = root / "data" / "prepared" / f"{method.name}.h5"
+    method.prepare(inputs, settings["prepare"], prepared)
+    model_dir = root / "data" / "models" / method.name
     model_dir.mkdir(parents=True)
-    BASELINE.train(prepared, settings["train"], model_dir, root / "work")
-    scores = BASELINE.score(inputs, prepared, model_dir, settings["score"])
-    write_scores(root / "data" / "scores" / "baseline.h5", scores)
+    method.train(prepared, settings["train"], model_dir, root / "work")
+    scores = method.score(inputs, prepared, model_dir, settings["score"])
+    write_scores(root / "data" / "scores" / f"{method.name}.h5", scores)
     return root
 
 
@@ -107,13 +112,5 @@ def velocity_run(root: Path, overrides: dict | None = None) -> Path:
     run_objects_stage(
         frames, interim / "objects.h5", objects_settings(params)["settings"], 1, False
     )
-    settings = VELOCITY.settings(params)
     inputs = Inputs({"flow": interim / "flow.h5", "objects": interim / "objects.h5"})
-    prepared = root / "data" / "prepared" / "velocity.h5"
-    VELOCITY.prepare(inputs, settings["prepare"], prepared)
-    model_dir = root / "data" / "models" / "velocity"
-    model_dir.mkdir(parents=True)
-    VELOCITY.train(prepared, settings["train"], model_dir, root / "work")
-    scores = VELOCITY.score(inputs, prepared, model_dir, settings["score"])
-    write_scores(root / "data" / "scores" / "velocity.h5", scores)
-    return root
+    return fit_and_score(VELOCITY, params, inputs, root)
