@@ -51,39 +51,58 @@ def motion_masks(gray: np.ndarray, settings: ObjectSettings) -> np.ndarray:
     return np.stack(list(stream_motion_masks(gray, settings)))
 
 
+class MotionMasks:
+    """`motion_masks` of a video pushed one H×W uint8 frame at a time: `push` returns the masks
+    it made known (frame t's once frame t+1 has come: its difference mask needs it), `finish`
+    the last frame's. Each frame is blurred and fed to the subtractors once."""
+
+    def __init__(self, settings: ObjectSettings):
+        self.settings = settings
+        self.subtractors = [
+            background_subtractor(kind) for kind in settings.foreground if kind != "difference"
+        ]
+        self.difference = "difference" in settings.foreground
+        self.waiting: np.ndarray | None = None  # the frame before's mask, lacking the difference
+        self.blurred: np.ndarray | None = None  # that frame blurred
+        self.before: np.ndarray | None = None  # and its difference to the one before it
+
+    def push(self, frame: np.ndarray) -> list[np.ndarray]:
+        mask = np.zeros(frame.shape, bool)
+        for model in self.subtractors:
+            mask |= model.apply(frame) > 0
+        ready = []
+        if self.difference:
+            current = cv2.GaussianBlur(frame, (self.settings.blur, self.settings.blur), 0)
+            if self.blurred is not None:
+                change = np.abs(current.astype(np.int16) - self.blurred.astype(np.int16))
+                previous = change if self.before is None else self.before  # frame 0: to frame 1
+                ready.append(self.waiting | ((previous + change) > self.settings.binary_threshold))
+                self.before = change
+            self.blurred = current
+        elif self.waiting is not None:
+            ready.append(self.waiting)
+        self.waiting = mask
+        return ready
+
+    def finish(self) -> list[np.ndarray]:
+        """The last frame's mask: it reuses its difference to the frame before (none: 0)."""
+        if self.waiting is None:
+            return []
+        last, self.waiting = self.waiting, None
+        if self.difference:
+            before = self.before if self.before is not None else np.zeros(last.shape, np.int16)
+            last = last | ((before + before) > self.settings.binary_threshold)
+        return [last]
+
+
 def stream_motion_masks(
     frames: Iterable[np.ndarray], settings: ObjectSettings
 ) -> Iterator[np.ndarray]:
-    """`motion_masks` of a video fed one H×W uint8 frame at a time, yielded in order (frame
-    t's once frame t+1 has come: its difference mask needs it)."""
-    subtractors = [
-        background_subtractor(kind) for kind in settings.foreground if kind != "difference"
-    ]
-    difference = "difference" in settings.foreground
-    waiting: np.ndarray | None = None  # the mask of the frame before, lacking the difference
-    blurred = before = None  # that frame blurred, and its difference to the one before it
+    """`motion_masks` of a video fed one H×W uint8 frame at a time, yielded in order."""
+    masks = MotionMasks(settings)
     for frame in frames:
-        mask = np.zeros(frame.shape, bool)
-        for model in subtractors:
-            mask |= model.apply(frame) > 0
-        if difference:
-            current = cv2.GaussianBlur(frame, (settings.blur, settings.blur), 0)
-            if blurred is not None:
-                change = np.abs(current.astype(np.int16) - blurred.astype(np.int16))
-                previous = change if before is None else before  # frame 0: to frame 1
-                yield waiting | ((previous + change) > settings.binary_threshold)
-                before = change
-            blurred = current
-        else:
-            if waiting is not None:
-                yield waiting
-        waiting = mask
-    if waiting is None:
-        return
-    if difference:  # the last frame reuses its difference to the frame before (none: 0)
-        last = before if before is not None else np.zeros(waiting.shape, np.int16)
-        waiting = waiting | ((last + last) > settings.binary_threshold)
-    yield waiting
+        yield from masks.push(frame)
+    yield from masks.finish()
 
 
 def mask_boxes(
