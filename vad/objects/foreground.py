@@ -46,15 +46,11 @@ def subtractor_masks(gray: np.ndarray, kind: str) -> np.ndarray:
     return np.stack([model.apply(frame) > 0 for frame in gray])
 
 
-def motion_masks(gray: np.ndarray, settings: ObjectSettings) -> np.ndarray:
-    """The OR of the configured foreground masks, T×H×W bool."""
-    return np.stack(list(stream_motion_masks(gray, settings)))
-
-
 class MotionMasks:
-    """`motion_masks` of a video pushed one H×W uint8 frame at a time: `push` returns the masks
-    it made known (frame t's once frame t+1 has come: its difference mask needs it), `finish`
-    the last frame's. Each frame is blurred and fed to the subtractors once."""
+    """The OR of the configured foreground masks (`difference_masks`, `subtractor_masks`) of a
+    video pushed one H×W uint8 frame at a time: `push` returns the masks it made known (frame
+    t's once frame t+1 has come: its difference mask needs it), `finish` the last frame's. Each
+    frame is blurred and fed to the subtractors once."""
 
     def __init__(self, settings: ObjectSettings):
         self.settings = settings
@@ -98,7 +94,7 @@ class MotionMasks:
 def stream_motion_masks(
     frames: Iterable[np.ndarray], settings: ObjectSettings
 ) -> Iterator[np.ndarray]:
-    """`motion_masks` of a video fed one H×W uint8 frame at a time, yielded in order."""
+    """`MotionMasks` of a video fed one H×W uint8 frame at a time, yielded in order."""
     masks = MotionMasks(settings)
     for frame in frames:
         yield from masks.push(frame)
@@ -133,12 +129,3 @@ def mask_boxes(
         np.float32,
     )  # fmt: skip
     return boxes, scores
-
-
-def foreground_boxes(
-    gray: np.ndarray, settings: ObjectSettings, blanks: list[np.ndarray] | None = None
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(boxes, scores) per frame of a T×H×W uint8 video; `blanks[t]` are frame t's detector
-    boxes, whose pixels are not foreground (HF2-VAD)."""
-    for t, mask in enumerate(stream_motion_masks(gray, settings)):
-        yield mask_boxes(mask, settings, blanks[t] if blanks is not None else B.EMPTY)
