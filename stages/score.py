@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from vad.cache import exit_on_cache_error
+from vad.config import load_params
 from vad.memory import fixed_mmap_threshold
-from vad.methods.runner import run_score
+from vad.methods.score_runner import run_score
+from vad.params.parallel import parallel_settings, score_jobs
 from vad.timing import timed_stage
 
 
@@ -20,8 +22,18 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="the train stage's model folder")
     parser.add_argument("--out", required=True, help="output score file")
     args = parser.parse_args()
+    params = load_params()
     with timed_stage(f"score@{args.method}"):
-        run_score(args.method, args.settings, args.inputs, args.prepared, args.model, args.out)
+        run_score(
+            args.method,
+            args.settings,
+            args.inputs,
+            args.prepared,
+            args.model,
+            args.out,
+            n_jobs=score_jobs(params),
+            engine=parallel_settings(params),
+        )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from vad.methods.base import KINDS, Inputs
 from vad.methods.baseline.energy import BaselineModel, difference_energy
 from vad.methods.plan import write_inputs, write_settings
 from vad.methods.registry import REGISTRY, enabled_methods, get_method
-from vad.methods.runner import run_prepare, run_score, run_train
+from vad.methods.runner import run_prepare, run_train
+from vad.methods.score_runner import run_score
 from vad.methods.stage_files import read_inputs, read_stage_settings
 from vad.scores import read_scores
 

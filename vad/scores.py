@@ -14,7 +14,9 @@ say nothing about the score distribution, so normalization statistics leave them
 (`train_values`, `train_statistics`).
 
 Memory: a method's `score` returns a `ScoreStream`, which yields one video's scores at a time;
-`write_scores` (a `ScoreWriter`) writes each as it comes, and `open_scores` reads a file back
+a video's score maps may come as `MapBlocks` (its shape and its rows a block of frames at a
+time), so that not even one video's maps need be in memory; `write_scores` (a `ScoreWriter`)
+writes each as it comes, and `open_scores` reads a file back
 one video at a time (a `ScoreFile`), so that scoring, fusing and normalizing hold one video's
 scores, whatever the length of the dataset. `read_scores` reads a whole file (a `ScoreSet`).
 The file is the same whichever way it was written.
@@ -23,9 +25,9 @@ The file is the same whichever way it was written.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -40,10 +42,42 @@ SPLITS = ("train", "test")  # the order a score file stores its videos in
 STD_FLOOR = 1e-12
 
 
+MAP_BLOCK_FRAMES = 64  # frames of score maps written (or copied) at a time
+
+
+@dataclass(frozen=True)
+class MapBlocks:
+    """A video's (T, rows, cols) score maps produced a block of frames at a time: `blocks()`
+    yields consecutive (n, rows, cols) arrays covering frames 0 .. T-1 in order, anew on each
+    call. `ScoreWriter` writes them block by block; `array()` stacks them (for small sets)."""
+
+    shape: tuple[int, int, int]
+    blocks: Callable[[], Iterator[np.ndarray]]
+
+    def array(self) -> np.ndarray:
+        parts = [np.asarray(block, np.float32) for block in self.blocks()]
+        whole = np.concatenate(parts) if parts else np.zeros(self.shape, np.float32)
+        if whole.shape != tuple(self.shape):
+            raise ValueError(f"map blocks make {whole.shape}, declared {tuple(self.shape)}")
+        return whole
+
+
+def dataset_blocks(dataset: h5py.Dataset, block: int = MAP_BLOCK_FRAMES) -> MapBlocks:
+    """A stored (T, rows, cols) dataset as `MapBlocks`, read `block` frames at a time while the
+    file is open."""
+    count = len(dataset)
+
+    def blocks() -> Iterator[np.ndarray]:
+        for start in range(0, count, block):
+            yield read_dataset(dataset, np.s_[start : start + block])
+
+    return MapBlocks(tuple(dataset.shape), blocks)
+
+
 @dataclass
 class VideoScores:
     frame_scores: np.ndarray
-    score_maps: np.ndarray | None = None
+    score_maps: np.ndarray | MapBlocks | None = None
     frame_indices: np.ndarray | None = None  # which frames were scored (None = all)
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # per-frame, method-specific
 
@@ -135,6 +169,8 @@ class ScoreStream:
         """All the videos in memory, as a ScoreSet (for tests and small sets)."""
         result = ScoreSet(self.model, attrs=dict(self.attrs))
         for split, name, video in self.videos:
+            if isinstance(video.score_maps, MapBlocks):
+                video = replace(video, score_maps=video.score_maps.array())
             result._videos(split)[name] = video
         return result
 
@@ -170,7 +206,9 @@ class ScoreWriter:
             raise ValueError(f"{self.model}: video {name!r} of unknown split {split!r}")
         group = self._file.create_group(video_key(split, name))
         checked_dataset(group, "frame_scores", video.frame_scores.astype(np.float32, copy=False))
-        if video.score_maps is not None:
+        if isinstance(video.score_maps, MapBlocks):
+            _write_blocks(group, video.score_maps)
+        elif video.score_maps is not None:
             maps = video.score_maps.astype(np.float32, copy=False)  # no second copy of a video
             checked_dataset(group, "score_maps", maps, compression="lzf")
         if video.frame_indices is not None:
@@ -180,6 +218,26 @@ class ScoreWriter:
                 raise ValueError(f"score extra {key!r} of {self.model} clashes")
             checked_dataset(group, key, _storable(np.asarray(values)))
         self.counts[split] += 1
+
+
+def _write_blocks(group: h5py.Group, maps: MapBlocks) -> None:
+    """`score_maps` written block by block, laid out as a whole array would be (h5py's chunk
+    shape for that shape), so the file holds the same either way."""
+    dataset = checked_dataset(
+        group, "score_maps", shape=tuple(maps.shape), dtype=np.float32, compression="lzf"
+    )
+    start = 0
+    for block in maps.blocks():
+        rows = np.asarray(block, np.float32)
+        if rows.shape[1:] != tuple(maps.shape[1:]) or start + len(rows) > maps.shape[0]:
+            raise ValueError(
+                f"{group.name}: a map block of shape {rows.shape} at frame {start} does not fit "
+                f"maps of shape {tuple(maps.shape)}"
+            )
+        dataset[start : start + len(rows)] = rows
+        start += len(rows)
+    if start != maps.shape[0]:
+        raise ValueError(f"{group.name}: map blocks covered {start} of {maps.shape[0]} frames")
 
 
 def write_scores(path: str | Path, scores: ScoreSet | ScoreStream) -> dict[str, int]:
@@ -238,6 +296,17 @@ class ScoreFile:
         if key not in self._file:
             raise KeyError(f"{self._file.filename}: no video '{key}'")
         return self._file[key]
+
+
+def staged_video(group: h5py.Group) -> VideoScores:
+    """One video of an open score file with its maps as `MapBlocks` (read a block at a time
+    while the file is open): for copying a video into another score file."""
+    return VideoScores(
+        frame_scores=read_dataset(group["frame_scores"]),
+        score_maps=dataset_blocks(group["score_maps"]) if "score_maps" in group else None,
+        frame_indices=read_dataset(group["frame_indices"]) if "frame_indices" in group else None,
+        extras={key: _extra(group[key]) for key in group if key not in STANDARD},
+    )
 
 
 @contextmanager

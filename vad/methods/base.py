@@ -33,7 +33,7 @@ folder under vad/methods/, one params section and one line in vad.methods.regist
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from importlib import import_module
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -127,11 +127,26 @@ class Method(ABC):
 
     @abstractmethod
     def score(
-        self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings
+        self,
+        inputs: Inputs,
+        prepared: Path,
+        model_dir: Path,
+        settings: Settings,
+        videos: Collection[str] | None = None,
     ) -> ScoreStream | ScoreSet:
         """Frame scores (and score maps) of every test video, and of training videos for
         normalisation statistics: a `ScoreStream` yielding them one video at a time, training
-        videos first (the model is loaded, and its errors raised, before it returns)."""
+        videos first (the model is loaded, and its errors raised, before it returns).
+        `videos` (keys `split/name`), given only to a method whose `score_keys` lists them:
+        score those alone (none: only the stream's attrs are wanted)."""
+
+    def score_keys(self, inputs: Inputs, prepared: Path, settings: Settings) -> list[str] | None:
+        """The videos `score` yields (keys `split/name`, in its order) when each one's scores
+        depend on the model and that video alone: then `score(..., videos=[key])` scores just
+        `key`, and the score stage may spread the videos over the workers of
+        `parallel.score_jobs` (vad.methods.runner). None, the default: `score` scores every
+        video in one process."""
+        return None
 
     def stream_scorer(self, model_dir: Path, params: dict) -> StreamScorer:
         """A scorer of new footage with the model trained in `model_dir` under the full

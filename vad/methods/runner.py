@@ -1,5 +1,6 @@
-"""What the generic `prepare@`, `train@` and `score@<method>` stages do for any method: read the
-method's settings and inputs files (vad.methods.plan), call the method, write atomically."""
+"""What the generic `prepare@` and `train@<method>` stages do for any method: read the method's
+settings and inputs files (vad.methods.plan), call the method, write atomically. `score@` is
+vad.methods.score_runner."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 
 from vad.cache import atomic_directory, atomic_output
 from vad.methods.stage_files import load_method, read_inputs, read_stage_settings
-from vad.scores import ScoreSet, ScoreWriter
 
 
 def run_prepare(method: str, settings_path: str, inputs_path: str, out: str) -> None:
@@ -31,21 +31,3 @@ def run_train(
     with atomic_directory(model_dir) as tmp, atomic_output(history) as tmp_history:
         rows = load_method(plan).train(Path(prepared), plan["settings"], tmp, Path(workdir))
         tmp_history.write_text(json.dumps(rows, indent=1) + "\n")
-
-
-def run_score(
-    method: str, settings_path: str, inputs_path: str, prepared: str, model_dir: str, out: str
-) -> None:
-    """Score with the method and write each video's scores as the method yields them (the
-    file appears only once every video is written)."""
-    plan = read_stage_settings(settings_path, method, "score")
-    inputs = read_inputs(inputs_path, method)
-    scores = load_method(plan).score(inputs, Path(prepared), Path(model_dir), plan["settings"])
-    stream = scores.stream() if isinstance(scores, ScoreSet) else scores
-    if stream.model != method:
-        raise ValueError(f"{method}.score() returned the scores of {stream.model!r}")
-    with ScoreWriter(out, stream.model, stream.attrs) as writer:
-        for split, name, video in stream.videos:
-            writer.add(split, name, video)
-        if not writer.counts["test"]:
-            raise ValueError(f"{method}.score() scored no test video")

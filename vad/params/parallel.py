@@ -1,5 +1,6 @@
-"""The `parallel` section (stages `flow`, `dynamic_flow`, `objects`): where their per-video work
-runs, as a vad.parallel.Engine. Dask is not imported here: checking the params stays fast."""
+"""The `parallel` section: where the per-video work of the stages `flow`, `dynamic_flow`,
+`objects`, `stc` and `score@<method>` runs, as a vad.parallel.Engine, and `score_jobs`, the
+workers that score test videos. Dask is not imported here: checking the params stays fast."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 from vad.config import Section, check_all
 from vad.parallel import BACKENDS, DASK, Engine
 
-PARALLEL_KEYS = ("backend", "address")
+PARALLEL_KEYS = ("backend", "address", "score_jobs")
 NOT_IMPLEMENTED = ("ray",)
 # [scheme://]host:port, as `dask scheduler` prints it (tcp://10.0.0.5:8786)
 ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d+$")
@@ -18,7 +19,17 @@ def parallel_settings(params: dict) -> Engine:
     """`parallel`: {backend: processes | dask, address: null | a Dask scheduler's address}.
     An address is refused with the processes backend (it would be ignored)."""
     section = Section(params, "parallel")
-    return check_all(lambda: section.check_keys(PARALLEL_KEYS), lambda: _engine(section))[1]
+    return check_all(
+        lambda: section.check_keys(PARALLEL_KEYS),
+        lambda: _engine(section),
+        lambda: score_jobs(params),
+    )[1]
+
+
+def score_jobs(params: dict) -> int:
+    """`parallel.score_jobs`: workers of the engine that score videos (1: in the score stage's
+    own process, with every thread the method's settings give it)."""
+    return Section(params, "parallel").int("score_jobs", minimum=1, default=1)
 
 
 def _engine(section: Section) -> Engine:

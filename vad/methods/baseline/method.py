@@ -11,12 +11,12 @@ yields one video's scores at a time.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from vad.cache import checked_dataset, iter_videos, open_cache, read_dataset, write_h5
+from vad.cache import checked_dataset, iter_videos, open_cache, read_dataset, video_key, write_h5
 from vad.config import Section, check_all
 from vad.frame_cache import frame_blocks, video_keys
 from vad.methods.base import Inputs, Method, Settings
@@ -64,13 +64,21 @@ class Baseline(Method):
         return []
 
     def score(
-        self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings
+        self,
+        inputs: Inputs,
+        prepared: Path,
+        model_dir: Path,
+        settings: Settings,
+        videos: Collection[str] | None = None,
     ) -> ScoreStream:
         model = read_model(model_dir)
         with open_cache(prepared) as f:
             grid = _grid(dict(f.attrs))
         attrs = {"map_size": grid["size"], "patch": grid["patch"]}
-        return ScoreStream(self.name, _scored_videos(model, prepared), attrs)
+        return ScoreStream(self.name, _scored_videos(model, prepared, videos), attrs)
+
+    def score_keys(self, inputs: Inputs, prepared: Path, settings: Settings) -> list[str]:
+        return video_keys(prepared)
 
 
 def video_energy(frames: Path, key: str, size: tuple[int, int], patch: int) -> np.ndarray:
@@ -82,9 +90,13 @@ def video_energy(frames: Path, key: str, size: tuple[int, int], patch: int) -> n
     return np.concatenate(energies)
 
 
-def _scored_videos(model: BaselineModel, prepared: Path) -> Iterator[Scored]:
+def _scored_videos(
+    model: BaselineModel, prepared: Path, videos: Collection[str] | None
+) -> Iterator[Scored]:
     with open_cache(prepared) as f:
         for split, name, group in iter_videos(f):
+            if videos is not None and video_key(split, name) not in videos:
+                continue
             with np.errstate(all="raise"):  # not around the yield: it would leak to the caller
                 maps = model.score_maps(read_dataset(group["energy"]))
             yield split, name, VideoScores(frame_scores=frame_scores(maps), score_maps=maps)

@@ -12,6 +12,7 @@ paper's protocol (960k patches, TV-L1, more epochs) is a GPU run.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from vad.config import Section, check_all
@@ -180,7 +181,12 @@ class GmfcVaeStream(Method):
         return rows
 
     def score(
-        self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings
+        self,
+        inputs: Inputs,
+        prepared: Path,
+        model_dir: Path,
+        settings: Settings,
+        videos: Collection[str] | None = None,
     ) -> ScoreStream:
         import torch
 
@@ -202,7 +208,13 @@ class GmfcVaeStream(Method):
             static_patches=settings["static_patches"],
             motion_threshold=settings["motion_threshold"],
             min_moving_pixels=settings["min_moving_pixels"],
+            videos=videos,
         )
+
+    def score_keys(self, inputs: Inputs, prepared: Path, settings: Settings) -> list[str]:
+        from vad.frame_cache import video_keys
+
+        return video_keys(inputs["frames"])
 
 
 def _network_patch(patches: Section) -> int:

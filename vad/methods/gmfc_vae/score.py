@@ -22,7 +22,7 @@ score set is yielded one video at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -164,9 +164,10 @@ def score_stream(
     motion_threshold: float = 10.0,
     min_moving_pixels: int = 1,
     progress: bool = True,
+    videos: Collection[str] | None = None,
 ) -> ScoreStream:
-    """Energy maps of every video of frames.h5 (training videos every `train_stride`-th frame)
-    as the score set `name`, one video at a time."""
+    """Energy maps of every video of frames.h5 (training videos every `train_stride`-th frame),
+    or of the keys `videos` only, as the score set `name`, one video at a time."""
     if static_patches not in STATIC_PATCH_RULES:
         raise ValueError(
             f"static_patches must be one of {STATIC_PATCH_RULES}, got {static_patches!r}"
@@ -181,8 +182,8 @@ def score_stream(
         **({"static_value": floor} if static_patches == "mode" else {}),
     }
 
-    def videos() -> Iterator[Scored]:
-        keys = video_keys(frames_path)
+    def scored() -> Iterator[Scored]:
+        keys = [k for k in video_keys(frames_path) if videos is None or k in videos]
         for key in progress_bar(keys, desc=f"score {name}", unit="video", disable=not progress):
             split, video = key.split("/", 1)
             indices = None
@@ -198,4 +199,4 @@ def score_stream(
                 maps = np.where(moving, maps, floor)
             yield split, video, VideoScores(maps.max(axis=(1, 2)), maps, indices)
 
-    return ScoreStream(name, videos(), attrs)
+    return ScoreStream(name, scored(), attrs)

@@ -19,14 +19,14 @@ time. Training holds every training object's features: they are the kNN model it
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from vad.cache import checked_dataset, iter_videos, open_cache, read_dataset, write_h5
+from vad.cache import checked_dataset, iter_videos, open_cache, read_dataset, video_key, write_h5
 from vad.config import ConfigError, Section, check_all
 from vad.methods.base import Inputs, Method, Settings
 from vad.methods.velocity.density import (
@@ -39,7 +39,7 @@ from vad.methods.velocity.density import (
 from vad.methods.velocity.explain import TrainingStats, describe, deviating_feature
 from vad.methods.velocity.features import ATTRIBUTES, attribute_columns, frame_features
 from vad.progress import progress as progress_bar
-from vad.scores import Scored, ScoreStream, VideoScores
+from vad.scores import MAP_BLOCK_FRAMES, MapBlocks, Scored, ScoreStream, VideoScores
 
 MODEL_FILE = "model.h5"
 FLOOR = 0.0  # a frame without objects: each attribute's calibrated training minimum (0), summed
@@ -109,11 +109,18 @@ def score_objects(
     size: tuple[int, int],
     cell: int,
 ) -> tuple[FrameResult, np.ndarray]:
-    """One frame's result (score_frame) and its score map: each object's score over the cells
-    its box touches (the maximum where boxes overlap), FLOOR elsewhere."""
+    """One frame's result (score_frame) and its score map (`object_map`)."""
     result = score_frame(model, stats, features, bins)
+    return result, object_map(boxes, result.object_scores, size, cell)
+
+
+def object_map(
+    boxes: np.ndarray, object_scores: np.ndarray, size: tuple[int, int], cell: int
+) -> np.ndarray:
+    """A frame's score map: each object's score over the cells its box touches (the maximum
+    where boxes overlap), FLOOR elsewhere."""
     score_map = np.full(map_shape(size, cell), FLOOR, np.float32)
-    for b, s in zip(boxes, result.object_scores, strict=True):
+    for b, s in zip(boxes, object_scores, strict=True):
         x1, y1 = int(b[0]) // cell, int(b[1]) // cell
         x2, y2 = (
             max(-(-int(np.ceil(b[2])) // cell), x1 + 1),
@@ -121,7 +128,7 @@ def score_objects(
         )
         region = score_map[y1:y2, x1:x2]
         np.maximum(region, s, out=region)
-    return result, score_map
+    return score_map
 
 
 KEYS = (
@@ -245,21 +252,38 @@ class Velocity(Method):
         return []
 
     def score(
-        self, inputs: Inputs, prepared: Path, model_dir: Path, settings: Settings
+        self,
+        inputs: Inputs,
+        prepared: Path,
+        model_dir: Path,
+        settings: Settings,
+        videos: Collection[str] | None = None,
     ) -> ScoreStream:
         model, stats, bins, train_scores = load_model(model_dir / MODEL_FILE)
         cell = settings["map_cell"]
         attrs = {"attributes": list(model.attributes), "bins": bins, "map_cell": cell}
 
-        def videos() -> Iterator[Scored]:
+        def chosen(split: str, name: str) -> bool:
+            return videos is None or video_key(split, name) in videos
+
+        def scored() -> Iterator[Scored]:
             for name, scores in train_scores.items():
-                yield "train", name, VideoScores(frame_scores=scores)
+                if chosen("train", name):
+                    yield "train", name, VideoScores(frame_scores=scores)
             with open_cache(prepared) as f:
-                tests = [(n, g) for split, n, g in iter_videos(f) if split == "test"]
+                tests = [(n, g) for s, n, g in iter_videos(f) if s == "test" and chosen(s, n)]
                 for name, group in progress_bar(tests, desc="velocity scores", unit="video"):
                     yield "test", name, score_video(model, stats, bins, group, cell)
 
-        return ScoreStream(self.name, videos(), attrs)
+        return ScoreStream(self.name, scored(), attrs)
+
+    def score_keys(self, inputs: Inputs, prepared: Path, settings: Settings) -> list[str]:
+        """Training videos (their held-out scores, stored with the model) then test videos."""
+        with open_cache(prepared) as f:
+            keys = [video_key(s, n) for s, n, _ in iter_videos(f)]
+        return [k for k in keys if k.startswith("train/")] + [
+            k for k in keys if k.startswith("test/")
+        ]
 
 
 def score_video(
@@ -269,27 +293,36 @@ def score_video(
     group: h5py.Group,
     cell: int,
 ) -> VideoScores:
-    """Frame scores, score maps (grid of `cell` px) and explanations of one prepared video."""
+    """Frame scores, score maps (grid of `cell` px) and explanations of one prepared video.
+    The per-frame results are computed here (a few numbers per object); the maps are painted
+    from them a block of frames at a time as they are written (`MapBlocks`)."""
     features, frame, box = (read_dataset(group[k]) for k in ("features", "frame", "box"))
     count, width, height = (int(group.attrs[k]) for k in ("num_frames", "width", "height"))
     frame_scores = np.full(count, FLOOR, np.float32)
-    maps = np.full((count, *map_shape((width, height), cell)), FLOOR, np.float32)
+    object_scores = np.zeros(len(frame), np.float64)
     top_attribute = np.full(count, -1, np.int8)
     top_box = np.zeros((count, 4), np.float32)
     explanation = np.full(count, "", dtype=object)
     for t in range(count):
         chosen = np.flatnonzero(frame == t)
-        result, maps[t] = score_objects(
-            model, stats, bins, features[chosen], box[chosen], (width, height), cell
-        )
+        result = score_frame(model, stats, features[chosen], bins)
         frame_scores[t] = result.score
+        object_scores[chosen] = result.object_scores
         if result.top >= 0:
             top_attribute[t] = result.top_attribute
             top_box[t] = box[chosen[result.top]]
             explanation[t] = result.explanation
+
+    def map_blocks() -> Iterator[np.ndarray]:
+        for start in range(0, count, MAP_BLOCK_FRAMES):
+            yield np.stack([
+                object_map(box[frame == t], object_scores[frame == t], (width, height), cell)
+                for t in range(start, min(start + MAP_BLOCK_FRAMES, count))
+            ])  # fmt: skip
+
     return VideoScores(
         frame_scores=frame_scores,
-        score_maps=maps,
+        score_maps=MapBlocks((count, *map_shape((width, height), cell)), map_blocks),
         extras={"top_attribute": top_attribute, "top_box": top_box, "explanation": explanation},
     )
 
