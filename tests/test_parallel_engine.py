@@ -29,10 +29,12 @@ from vad.objects.settings import resolve_settings
 from vad.parallel import Engine, _in_key_order, map_videos
 from vad.params.check import check_params
 from vad.params.parallel import parallel_settings
+from vad.stc.runner import run_stc_stage
+from vad.stc.settings import CubeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
-CACHES = ("flow.h5", "dynflow.h5", "objects.h5")
+CACHES = ("flow.h5", "dynflow.h5", "objects.h5", "stc.h5")
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,10 @@ def build_caches(frames: Path, folder: Path, n_jobs: int, engine: Engine) -> Non
     run_objects_stage(
         frames, folder / "objects.h5", objects, n_jobs=n_jobs, progress=False, engine=engine
     )
+    run_stc_stage(
+        frames, folder / "flow.h5", folder / "objects.h5", folder / "stc.h5",
+        CubeSettings(frames=3, size=16), n_jobs, progress=False, engine=engine,
+    )  # fmt: skip
 
 
 def test_dask_processes_and_one_job_write_byte_identical_caches(tmp_path, cluster):
@@ -122,9 +128,7 @@ def test_dask_processes_and_one_job_write_byte_identical_caches(tmp_path, cluste
 
 
 @pytest.mark.parametrize("backend", ["processes", "dask"])
-def test_results_come_in_the_order_of_the_keys_though_later_videos_take_less_time(
-    backend, cluster
-):
+def test_results_come_in_the_order_of_the_keys_though_later_videos_take_less_time(backend, cluster):
     engine = Engine("dask", cluster) if backend == "dask" else Engine()
     keys = ["0", "1", "2", "3"]
     results = list(map_videos(partial(slower_first, count=len(keys)), keys, 2, engine=engine))
@@ -153,6 +157,7 @@ def finish_in_order(futures: dict[str, Future], outcomes: list[tuple[str, object
 
 def test_the_order_of_the_keys_is_kept_whatever_order_the_work_finishes_in():
     futures: dict[str, Future] = {}
+
     def submit(key: str) -> Future:
         futures[key] = Future()
         return futures[key]

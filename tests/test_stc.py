@@ -1,7 +1,8 @@
 """HF2-VAD's spatio-temporal cubes (vad.stc, stage `stc`): frame cubes are the resized crops of
 the cached frames, flow cubes the resized crops of the flows in cube pixels, the index points
 back to objects.h5, the first frames repeat frame 0 with zero flow, border boxes, videos without
-boxes or shorter than a cube, resume, inconsistent inputs and params errors."""
+boxes or shorter than a cube, cubes cut and written a block at a time (the same file for one
+job or two), resume, inconsistent inputs and params errors."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from vad.cache import (
     INPUT_DIGEST,
     array_digest,
     checked_dataset,
+    combine_digests,
     open_cache,
     video_digests,
     write_h5,
@@ -27,8 +29,16 @@ from vad.config import ConfigError, load_params
 from vad.objects.runner import boxes_by_frame, objects_digest, read_objects
 from vad.params.check import check_params
 from vad.params.stc import stc_settings
+from vad.stc import cubes as cubes_module
 from vad.stc import runner
-from vad.stc.cubes import clip_frames, crop_region
+from vad.stc.cubes import (
+    FIELDS,
+    clip_frames,
+    crop_region,
+    flow_at_frame_size,
+    flow_crop,
+    iter_video_cubes,
+)
 from vad.stc.runner import CUBES_PER_CHUNK, read_cubes, run_stc_stage
 from vad.stc.settings import CubeSettings
 
@@ -248,7 +258,117 @@ def test_cubes_are_chunked_by_64_for_minibatches_and_sizes_follow_the_settings(t
         assert group["frames"].chunks == (CUBES_PER_CHUNK, 3, 16, 16, 1)
         assert group["flows"].chunks == (CUBES_PER_CHUNK, 2, 16, 16, 2)
         assert group["flows"].fletcher32 and f.attrs["frames"] == 3 and f.attrs["size"] == 16
+        assert group["frames"].maxshape == (None, 3, 16, 16, 1)
+        assert group["box"].chunks == (CUBES_PER_CHUNK, 4) and group["box"].maxshape == (None, 4)
+        assert group["frames"].compression == group["flows"].compression == "lzf"
+        assert group["box"].compression is None and group["frame"].compression is None
     np.testing.assert_array_equal(read_cubes(out, "train/a", slice(70, 71))["box_index"], [70])
+
+
+def reference_cubes(
+    video: np.ndarray, flows: np.ndarray, box_frames: np.ndarray, boxes: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The paper-sized cube of each box cut on its own, as cubes.py's docstring defines it,
+    stacked in frame order (a frame's boxes in objects.h5's order)."""
+    channels = video.shape[3]
+    rows: dict[str, list] = {field: [] for field in FIELDS}
+    for row in np.argsort(box_frames, kind="stable"):
+        t = int(box_frames[row])
+        clip = [max(c, 0) for c in range(t - 4, t + 1)]
+        region = crop_region(boxes[row], W, H)
+        rows["frames"].append([expected_crop(video[c], region) for c in clip])
+        rows["flows"].append([
+            flow_crop(flow_at_frame_size(flows[a], W, H), region, S) if a != b
+            else np.zeros((S, S, 2), np.float32)
+            for a, b in zip(clip[:-1], clip[1:], strict=True)
+        ])  # fmt: skip
+        rows["frame"].append(t)
+        rows["box_index"].append(np.count_nonzero(box_frames[:row] == t))
+        rows["object"].append(row)
+        rows["box"].append(boxes[row])
+        rows["region"].append(region)
+    layout = {"frames": ((5, S, S, channels), np.uint8), "flows": ((4, S, S, 2), np.float16),
+              "frame": ((), np.int32), "box_index": ((), np.int32), "object": ((), np.int32),
+              "box": ((4,), np.float32), "region": ((4,), np.int32)}  # fmt: skip
+    return {
+        field: np.asarray(rows[field], np.float32).astype(dtype).reshape((-1,) + shape)
+        for field, (shape, dtype) in layout.items()
+    }
+
+
+SEVEN_BOXES = [[10, 5, 26, 21], [3, 4, 40, 30], [10.4, 5.6, 30.2, 20.0], [0, 0, 60, 40],
+               [50, 30, 60, 40], [-2.5, -1, 5, 6.2], [20, 10, 52, 30]]  # fmt: skip
+SEVEN_FRAMES = [6, 0, 3, 8, 3, 1, 6]  # some on the first frames, some sharing a frame
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 64])
+def test_blocks_of_cubes_put_together_are_the_cubes_of_every_box(block):
+    video, flows = random_video(9), constant_flows(9, u=[1, 2, 3, 4, 5, 6, 7, 8], v=0.5)
+    boxes = np.asarray(SEVEN_BOXES, np.float32)
+    blocks = list(iter_video_cubes(video, flows, np.array(SEVEN_FRAMES), boxes, PAPER, block))
+    assert [len(cubes["frame"]) for cubes in blocks] == [
+        min(block, 7 - first) for first in range(0, 7, block)
+    ]
+    expected = reference_cubes(video, flows, np.array(SEVEN_FRAMES), boxes)
+    for field in FIELDS:
+        together = np.concatenate([cubes[field] for cubes in blocks])
+        assert together.dtype == expected[field].dtype, field
+        np.testing.assert_array_equal(together, expected[field], err_msg=field)
+
+
+def test_inconsistent_inputs_are_refused_before_any_block_and_no_boxes_give_no_block():
+    video, flows, boxes = random_video(6), constant_flows(6), np.array([[1, 1, 9, 9]], np.float32)
+    with pytest.raises(ValueError, match="6 frames need 5 flows, got 4"):
+        iter_video_cubes(video, flows[:4], np.array([2]), boxes, PAPER, block=2)
+    with pytest.raises(ValueError, match="a box on frame 6 of a video of 6 frames"):
+        iter_video_cubes(video, flows, np.array([6]), boxes, PAPER, block=2)
+    with pytest.raises(ValueError, match="at least one cube, got 0"):
+        iter_video_cubes(video, flows, np.array([2]), boxes, PAPER, block=0)
+    no_boxes = np.zeros((0, 4), np.float32)
+    assert list(iter_video_cubes(video, flows, np.zeros(0, int), no_boxes, PAPER, 2)) == []
+
+
+def scene_of_blocks(folder: Path) -> Scene:
+    """Seven boxes, 150 boxes (two full chunks and part of a third) and none."""
+    rng = np.random.default_rng(5)
+    corner = rng.uniform(0, [50, 30], (150, 2))
+    many = np.hstack([corner, corner + rng.uniform(1, 10, (150, 2))])
+    scene = Scene(folder)
+    scene.add("train/a", random_video(9), constant_flows(9, u=[1, 2, 3, 4, 5, 6, 7, 8], v=0.5),
+              frame=SEVEN_FRAMES, box=SEVEN_BOXES)  # fmt: skip
+    scene.add("train/many", random_video(10, seed=1), constant_flows(10, u=-1.5, v=2.0),
+              frame=rng.integers(0, 10, 150), box=many)  # fmt: skip
+    scene.add("test/empty", random_video(6, channels=1, seed=2), constant_flows(6))
+    return scene.write()
+
+
+def test_the_stage_writes_every_boxs_cube_and_digest_alike_with_one_job_or_two(tmp_path):
+    scene = scene_of_blocks(tmp_path)
+    one, two = scene.run("one.h5"), scene.run("two.h5", n_jobs=2)
+    assert one.read_bytes() == two.read_bytes()
+    with open_cache(one) as f:
+        for key, (video, flows, box_frames, boxes) in scene.videos.items():
+            expected = reference_cubes(video, flows, box_frames, boxes)
+            for field in FIELDS:
+                np.testing.assert_array_equal(f[key][field][()], expected[field], err_msg=field)
+                assert f[key][field].dtype == expected[field].dtype
+            digest = combine_digests({field: array_digest(expected[field]) for field in FIELDS})
+            assert f[key].attrs[DIGEST] == digest, key
+        assert f["test/empty/frames"].shape == (0, 5, S, S, 1)
+
+
+def test_the_stage_holds_at_most_a_chunk_of_cubes_at_a_time(tmp_path, monkeypatch):
+    allocated: list[int] = []
+    real_allocate = cubes_module.allocate
+
+    def counted(count, settings, channels):
+        allocated.append(count)
+        return real_allocate(count, settings, channels)
+
+    monkeypatch.setattr(cubes_module, "allocate", counted)
+    scene_of_blocks(tmp_path).run()
+    assert max(allocated) == CUBES_PER_CHUNK
+    assert sorted(allocated).count(CUBES_PER_CHUNK) == 2  # train/many's first 128 of 150 cubes
 
 
 def test_resume_keeps_finished_videos_of_unchanged_inputs_and_equals_a_clean_run(
@@ -259,14 +379,14 @@ def test_resume_keeps_finished_videos_of_unchanged_inputs_and_equals_a_clean_run
         scene.add(key, random_video(7, seed=i), constant_flows(7), frame=[2, 6],
                   box=[[3, 3, 20, 30], [30, 10, 55, 38]])  # fmt: skip
     scene.write()
-    real_task = runner._task
+    real_task = runner.write_video_cubes
 
     def interrupted(key, **kw):
         if key == "test/c":
             raise KeyboardInterrupt  # after train/a and train/b were written
         return real_task(key, **kw)
 
-    monkeypatch.setattr(runner, "_task", interrupted)
+    monkeypatch.setattr(runner, "write_video_cubes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         scene.run()
     assert not (tmp_path / "stc.h5").exists() and (tmp_path / "stc.h5.partial").exists()
@@ -279,7 +399,7 @@ def test_resume_keeps_finished_videos_of_unchanged_inputs_and_equals_a_clean_run
         computed.append(key)
         return real_task(key, **kw)
 
-    monkeypatch.setattr(runner, "_task", counted)
+    monkeypatch.setattr(runner, "write_video_cubes", counted)
     out = scene.run()
     assert computed == ["train/b", "test/c"]  # train/a kept
     clean = scene.run("clean.h5")

@@ -1,4 +1,6 @@
-"""The spatio-temporal cubes (STCs) of one video: pure functions of its frames, flows and boxes.
+"""The spatio-temporal cubes (STCs) of one video: pure functions of its frames, flows and boxes,
+cut a block of boxes at a time (`iter_video_cubes`), so that a video's cubes are never all in
+memory at once.
 
 For a box on frame t and `frames` = T (HF2-VAD: t = 4 past frames, T = 5), the cube holds
 
@@ -30,6 +32,7 @@ rescaling either; see DEVIATIONS.md.)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 import cv2
@@ -51,11 +54,11 @@ class Rows(Protocol):
 
 
 class VideoCubes(dict):
-    """The STCs of one video and their index (the datasets of its stc.h5 group):
-    `frames` (N, T, S, S, C) uint8, `flows` (N, T-1, S, S, 2) float16, `frame` (N,) int32
-    (the box's frame, the predicted one), `box_index` (N,) int32 (its place among that frame's
-    boxes, objects.h5's order), `object` (N,) int32 (its row in objects.h5's group), `box`
-    (N, 4) float32 (as in objects.h5) and `region` (N, 4) int32 (the pixels cut,
+    """The STCs of one video (or of a block of its boxes) and their index (the datasets of its
+    stc.h5 group): `frames` (N, T, S, S, C) uint8, `flows` (N, T-1, S, S, 2) float16, `frame`
+    (N,) int32 (the box's frame, the predicted one), `box_index` (N,) int32 (its place among
+    that frame's boxes, objects.h5's order), `object` (N,) int32 (its row in objects.h5's
+    group), `box` (N, 4) float32 (as in objects.h5) and `region` (N, 4) int32 (the pixels cut,
     [x1, y1, x2, y2], x2 and y2 exclusive)."""
 
 
@@ -142,18 +145,21 @@ def allocate(count: int, settings: CubeSettings, channels: int) -> VideoCubes:
     )
 
 
-def video_cubes(
+def iter_video_cubes(
     frames: Rows,
     flows: Rows,
     box_frames: np.ndarray,
     boxes: np.ndarray,
     settings: CubeSettings,
-) -> VideoCubes:
-    """The STCs of every box of a video. `frames`: T x H x W x C uint8; `flows`: (T-1) x h x w
-    x 2, flow j from frame j to j+1 in pixels of an h x w grid covering the frame; `box_frames`
-    (N,) and `boxes` (N, 4) [x1, y1, x2, y2] in frame pixels: objects.h5's `frame` and `box`.
-    Cubes come in frame order, a frame's boxes in their order in objects.h5."""
-    count, height, width, channels = frames.shape
+    block: int,
+) -> Iterator[VideoCubes]:
+    """The STCs of every box of a video, `block` cubes at a time (the last block may hold
+    fewer; a video without boxes gives none). `frames`: T x H x W x C uint8; `flows`: (T-1) x h
+    x w x 2, flow j from frame j to j+1 in pixels of an h x w grid covering the frame;
+    `box_frames` (N,) and `boxes` (N, 4) [x1, y1, x2, y2] in frame pixels: objects.h5's `frame`
+    and `box`. Cubes come in frame order, a frame's boxes in their order in objects.h5.
+    Inconsistent inputs are refused here, before any cube is cut."""
+    count = frames.shape[0]
     if len(flows) != max(count - 1, 0):
         raise ValueError(f"{count} frames need {max(count - 1, 0)} flows, got {len(flows)}")
     box_frames = np.asarray(box_frames)
@@ -162,35 +168,52 @@ def video_cubes(
         raise ValueError(
             f"a box on frame {int(box_frames[outside][0])} of a video of {count} frames"
         )
+    if block < 1:
+        raise ValueError(f"a block holds at least one cube, got {block}")
+    return _cube_blocks(frames, flows, box_frames, boxes, settings, block)
+
+
+def _cube_blocks(
+    frames: Rows,
+    flows: Rows,
+    box_frames: np.ndarray,
+    boxes: np.ndarray,
+    settings: CubeSettings,
+    block: int,
+) -> Iterator[VideoCubes]:
+    """`iter_video_cubes`' blocks, its inputs checked."""
+    _, height, width, channels = frames.shape
     order = np.argsort(box_frames, kind="stable")
-    cubes = allocate(len(order), settings, channels)
     fields = FrameSizeFlows(flows, width, height)
     images: dict[int, np.ndarray] = {}
     previous, index_in_frame = -1, 0
-    for n, row in enumerate(order):
-        t = int(box_frames[row])
-        index_in_frame = index_in_frame + 1 if t == previous else 0
-        clip = clip_frames(t, settings.frames).tolist()
-        if t != previous:
-            fields.forget_before(clip[0])
-            images = {c: images[c] if c in images else np.asarray(frames[c]) for c in clip}
-            previous = t
-        region = crop_region(boxes[row], width, height)
-        for k, c in enumerate(clip):
-            cubes["frames"][n, k] = resize_crop(images[c], region, settings.size)
-        for k in range(settings.frames - 1):
-            start, end = clip[k], clip[k + 1]
-            if start != end:  # else two copies of the first frame: no motion
-                flow = flow_crop(fields[start], region, settings.size)
-                if np.any(np.abs(flow) > FLOAT16_MAX):
-                    raise ValueError(
-                        f"flow of the box {boxes[row].tolist()} on frame {t} exceeds float16 "
-                        f"once in pixels of the {settings.size}-pixel cube"
-                    )
-                cubes["flows"][n, k] = flow
-        cubes["frame"][n] = t
-        cubes["box_index"][n] = index_in_frame
-        cubes["object"][n] = row
-        cubes["box"][n] = boxes[row]
-        cubes["region"][n] = region
-    return cubes
+    for first in range(0, len(order), block):
+        rows = order[first : first + block]
+        cubes = allocate(len(rows), settings, channels)
+        for n, row in enumerate(rows):
+            t = int(box_frames[row])
+            index_in_frame = index_in_frame + 1 if t == previous else 0
+            clip = clip_frames(t, settings.frames).tolist()
+            if t != previous:
+                fields.forget_before(clip[0])
+                images = {c: images[c] if c in images else np.asarray(frames[c]) for c in clip}
+                previous = t
+            region = crop_region(boxes[row], width, height)
+            for k, c in enumerate(clip):
+                cubes["frames"][n, k] = resize_crop(images[c], region, settings.size)
+            for k in range(settings.frames - 1):
+                start, end = clip[k], clip[k + 1]
+                if start != end:  # else two copies of the first frame: no motion
+                    flow = flow_crop(fields[start], region, settings.size)
+                    if np.any(np.abs(flow) > FLOAT16_MAX):
+                        raise ValueError(
+                            f"flow of the box {boxes[row].tolist()} on frame {t} exceeds "
+                            f"float16 once in pixels of the {settings.size}-pixel cube"
+                        )
+                    cubes["flows"][n, k] = flow
+            cubes["frame"][n] = t
+            cubes["box_index"][n] = index_in_frame
+            cubes["object"][n] = row
+            cubes["box"][n] = boxes[row]
+            cubes["region"][n] = region
+        yield cubes
