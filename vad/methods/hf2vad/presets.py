@@ -155,3 +155,59 @@ def get_preset(name: str) -> HF2VADPreset:
     if name not in PRESETS:
         raise ValueError(f"unknown HF2-VAD preset {name!r}; known: {', '.join(sorted(PRESETS))}")
     return PRESETS[name]
+
+
+TRAINING_STAGES = ("memae", "cvae", "finetune")  # Sec. 4.2's order, as in params.yaml lists
+
+
+def customized(
+    preset: HF2VADPreset,
+    epochs: list[int] | None = None,
+    batch_sizes: list[int] | None = None,
+    memae_channels: list[int] | None = None,
+    num_slots: int | None = None,
+    cvae_channels: list[int] | None = None,
+) -> HF2VADPreset:
+    """`preset` with params.yaml's overrides (None keeps the preset's value): epochs and batch
+    sizes per training stage (TRAINING_STAGES order), the networks' channels, and the memory
+    slots (the shrinkage threshold follows as 1 / slots, as in memae_cfg)."""
+    trainings = [preset.memae_training, preset.cvae_training, preset.finetune_training]
+    if epochs is not None:
+        trainings = [replace(t, epochs=int(e)) for t, e in zip(trainings, epochs, strict=True)]
+    if batch_sizes is not None:
+        trainings = [
+            replace(t, batch_size=int(b)) for t, b in zip(trainings, batch_sizes, strict=True)
+        ]
+    memae, cvae = preset.memae, preset.cvae
+    if memae_channels is not None:
+        memae = replace(memae, channels=tuple(int(c) for c in memae_channels))
+    if num_slots is not None:
+        memae = replace(memae, num_slots=int(num_slots), shrink_threshold=1.0 / num_slots)
+    if cvae_channels is not None:
+        cvae = replace(cvae, channels=tuple(int(c) for c in cvae_channels))
+    return replace(
+        preset,
+        memae=memae,
+        cvae=cvae,
+        memae_training=trainings[0],
+        cvae_training=trainings[1],
+        finetune_training=trainings[2],
+    )
+
+
+def fitted_to_cubes(preset: HF2VADPreset, frames: int, size: int, channels: int) -> HF2VADPreset:
+    """`preset` with the networks' input shapes taken from the STCs (params.yaml `stc`,
+    `frames.color`): `frames` frames of `size` x `size` pixels and `channels` channels, i.e.
+    t = frames - 1 past frames and flows (the paper's t = 4, 32 px; colour on Avenue and
+    ShanghaiTech, gray Ped2 as this project stores it)."""
+    return replace(
+        preset,
+        memae=replace(preset.memae, input_size=size),
+        cvae=replace(
+            preset.cvae,
+            image_channels=channels,
+            history=frames - 1,
+            num_flows=frames - 1,
+            input_size=size,
+        ),
+    )
