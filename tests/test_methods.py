@@ -95,7 +95,7 @@ def project(tmp_path) -> dict[str, Path]:
     params["baseline"]["patch"] = 14
     write_settings(params, tmp_path / "settings")
     caches = tmp_path / "settings" / "caches.json"
-    stand_ins = {name: frames for name in ("frames", "dynflow", "flow", "objects")}
+    stand_ins = {name: frames for name in ("frames", "dynflow", "flow", "objects", "stc")}
     write_inputs(caches, stand_ins, tmp_path / "inputs")
     return {"root": tmp_path, "frames": frames}
 

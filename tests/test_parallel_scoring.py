@@ -66,6 +66,7 @@ def run(tmp_path_factory) -> Path:
     run_dynamic_flow_stage(caches["flow"], caches["dynflow"], settings, n_jobs=1, progress=False)
     objects = objects_settings(params)["settings"]
     run_objects_stage(caches["frames"], caches["objects"], objects, 1, False)
+    caches["stc"] = caches["objects"]  # a stand-in: only hf2vad, tested on its own, reads it
     write_settings(params, root / "settings")
     write_inputs(root / "settings" / "caches.json", caches, root / "inputs")
     threads = torch.get_num_threads()
