@@ -123,8 +123,8 @@ def project(tmp_path_factory) -> Path:
 
 def test_repro_writes_metrics_summary_plots_and_figures(project):
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
-    assert list(metrics) == ["protocol", "baseline", "velocity", "gmfc_vae", *GMFC]
-    for model in ("baseline", "velocity", "gmfc_vae", *GMFC):
+    assert list(metrics) == ["protocol", "baseline", "velocity", "hf2vad", "gmfc_vae", *GMFC]
+    for model in ("baseline", "velocity", "hf2vad", "gmfc_vae", *GMFC):
         for key in ("frame_auc_micro", "frame_auc_macro", "frame_eer", "pixel_auc", "pixel_eer"):
             assert key in metrics[model], (model, key)
         assert 0.0 <= metrics[model]["frame_auc_micro"] <= 1.0
@@ -132,7 +132,7 @@ def test_repro_writes_metrics_summary_plots_and_figures(project):
     summary = (project / "reports" / "summary.md").read_text()
     rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
     names = [row.split("|")[1].strip() for row in rows[1:]]
-    assert names == ["baseline", "velocity", "gmfc_vae", *GMFC]
+    assert names == ["baseline", "velocity", "hf2vad", "gmfc_vae", *GMFC]
     assert "| gmfc_vae_rgb | part of gmfc_vae |" in summary
     auc = f"{metrics['baseline']['frame_auc_micro']:.3f}"
     assert rows[1].split("|")[3].strip() == auc
@@ -140,7 +140,7 @@ def test_repro_writes_metrics_summary_plots_and_figures(project):
     assert roc[0].keys() == {"fpr", "tpr"}
     assert (project / "reports" / "figures" / "roc.png").stat().st_size > 0
     overlays = {p.name.split("_test_")[0] for p in (project / "reports/figures/overlays").iterdir()}
-    assert overlays == {"baseline", "velocity", "gmfc_vae"}  # the fused model, not its parts
+    assert overlays == {"baseline", "velocity", "hf2vad", "gmfc_vae"}  # fused, not its parts
     paper = json.loads((project / "reports" / "metrics_paper.json").read_text())
     assert paper["protocols"]["velocity"] == {
         "smoothing": "gaussian",
@@ -148,6 +148,12 @@ def test_repro_writes_metrics_summary_plots_and_figures(project):
         "normalization": "none",
     }
     assert 0.0 <= paper["velocity"]["frame_auc_micro"] <= 1.0
+    assert paper["protocols"]["hf2vad"] == {
+        "smoothing": "median",
+        "window": 17,
+        "normalization": "none",
+    }
+    assert 0.0 <= paper["hf2vad"]["frame_auc_micro"] <= 1.0
     history = json.loads((project / "reports" / "train" / "gmfc_vae_rgb.json").read_text())
     assert [row["phase"] for row in history] == ["pretrain", "vade"]
     assert history[0]["kl_latent"] is None and history[1]["kl_latent"] > 0
@@ -327,7 +333,15 @@ def test_a_method_added_through_the_registry_only(project, tmp_path):
         "evaluate",
     }
     metrics = json.loads((copy / "reports" / "metrics.json").read_text())
-    assert list(metrics) == ["protocol", "baseline", "velocity", "brightness", "gmfc_vae", *GMFC]
+    assert list(metrics) == [
+        "protocol",
+        "baseline",
+        "velocity",
+        "hf2vad",
+        "brightness",
+        "gmfc_vae",
+        *GMFC,
+    ]
     assert 0.0 <= metrics["brightness"]["frame_auc_micro"] <= 1.0
     assert "pixel_auc" not in metrics["brightness"]  # no maps: frame level only
     assert changed_stages(copy) == set()
