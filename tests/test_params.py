@@ -71,7 +71,7 @@ def test_check_params_command_passes_the_repository_params_without_importing_tor
     done = vad_command("check-params", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
-        "params.yaml: OK (methods: baseline, gmfc_vae_rgb, gmfc_vae_dynflow, velocity)"
+        "params.yaml: OK (methods: baseline, gmfc_vae_rgb, gmfc_vae_dynflow, velocity, hf2vad)"
     )
     probe = subprocess.run(
         [
