@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 PED2 ?= $(abspath ../shared/datasets/ped2)
 # `make benchmark DATA=ped2`: the dataset's root comes from the variable of its name in capitals
 DATA ?= ped2
+# METHODS=a,b: only these methods (reports/$(DATA)/a+b/), instead of params.yaml's
+METHODS ?=
 ROOT ?= $($(shell echo $(DATA) | tr a-z A-Z))
 
 .PHONY: setup repro test lint bench benchmark experiments clean
@@ -37,7 +39,7 @@ bench: $(STAMP)
 # writes reports/$(DATA)/ and RESULTS.md's table for it.
 benchmark: $(STAMP)
 	$(BIN)/python -m vad check-params
-	PATH=$(abspath $(BIN)):$$PATH python -m vad benchmark $(DATA) $(ROOT)
+	PATH=$(abspath $(BIN)):$$PATH python -m vad benchmark $(DATA) $(ROOT) $(if $(METHODS),--methods $(METHODS))
 
 # The paper's Table V (K) and Table VI (stream ablation) as queued DVC experiments; waits for the
 # queue and prints `dvc exp show`. On Ped2: make experiments EXP_ARGS="--prefix ped2- \

@@ -103,3 +103,40 @@ def test_a_wrong_root_fails_before_any_work(tmp_path, monkeypatch):
 
     with pytest.raises(Exception, match="dataset root folder not found"):
         run_benchmark("ped2", str(tmp_path / "missing"), run_command=nothing_may_run)
+
+
+def test_chosen_methods_run_as_their_own_experiment_and_report(tmp_path, monkeypatch):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "RESULTS.md").write_text("# Results\n<!-- benchmark:synthetic:begin -->\nkept\n"
+                                         "<!-- benchmark:synthetic:end -->\n")  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    head = "ab" + "c" * 38
+    runs = []
+
+    def scripted(args, env=None, stream=False):
+        if args[:2] == ["git", "rev-parse"]:
+            return head + "\n"
+        if args[:2] == ["git", "status"]:
+            return ""
+        if args[:3] == ["dvc", "exp", "run"]:
+            runs.append(list(args))
+            return ""
+        if args[:2] == ["git", "show"]:
+            assert args[2].startswith(f"refs/exps/ab/{head[2:]}/synthetic_baseline:"), args
+            if args[2].endswith("summary.md"):
+                return SUMMARY
+            return json.dumps({"protocol": {}, "baseline": {"frame_auc_micro": 0.7}})
+        raise AssertionError(f"unexpected command {args}")
+
+    report = run_benchmark("synthetic", str(tmp_path), run_command=scripted, methods=["baseline"])
+    [run_call] = runs
+    assert run_call[3:7] == ["--temp", "--force", "-n", "synthetic_baseline"]
+    assert "methods=[baseline]" in [run_call[i + 1] for i, a in enumerate(run_call) if a == "-S"]
+    assert report["methods"] == ["baseline"] and list(report["budgets"]) == ["baseline"]
+    assert (tmp_path / "reports" / "synthetic" / "baseline" / "run.json").is_file()
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- benchmark:synthetic:begin -->\nkept\n" in results  # the full run's block
+    assert "<!-- benchmark:synthetic:baseline:begin -->" in results
+    assert "make benchmark DATA=synthetic METHODS=baseline" in results
+    with pytest.raises(Exception, match="nonexistent"):
+        run_benchmark("synthetic", str(tmp_path), run_command=scripted, methods=["nonexistent"])

@@ -1,11 +1,14 @@
 """The `evaluate` stage's report (vad.report.write_report), which streams the evaluation one
-video at a time: its numbers against the in-memory evaluation of everything at once, and the
-memory it holds."""
+video at a time, each video a block of frames at a time: its numbers against the in-memory
+evaluation of everything at once, whatever the block size, and the memory it holds."""
 
 from __future__ import annotations
 
 import json
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +25,9 @@ import vad.report
 from vad.eval.metrics import evaluate
 from vad.eval.postprocess import Protocol
 from vad.eval.score_reader import read_video_scores, score_index
+from vad.eval.video_rows import StoredRows, open_masks, open_score_maps
 from vad.frame_cache import load_ground_truth, load_masks
-from vad.report import write_report
+from vad.report import ReportEvaluation, write_report
 from vad.scores import read_scores
 
 PROTOCOL = Protocol(smoothing="gaussian", sigma=2.0, normalization="minmax")
@@ -102,10 +106,15 @@ def as_json(value: object) -> object:
     return json.loads(vad.report.json_text(value))
 
 
-@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+@pytest.mark.parametrize(
+    ("interpolation", "block"), [("nearest", 64), ("bilinear", 64), ("nearest", 1), ("bilinear", 5)]
+)
 def test_the_streamed_report_equals_the_in_memory_evaluation(
-    inputs, tmp_path, drawn, interpolation
+    inputs, tmp_path, drawn, monkeypatch, interpolation, block
 ):
+    """Videos of 16 frames, in one block or several, smoothed over 8 frames on either side
+    (PROTOCOL) or 1 (PAPER["maps"]): the numbers of the whole videos at once."""
+    monkeypatch.setattr(vad.report, "BLOCK_FRAMES", block)
     written = report(inputs, tmp_path, interpolation=interpolation)
     expected = in_memory(inputs, PROTOCOL, interpolation)
     paper = {name: in_memory(inputs, PAPER[name], interpolation)[name] for name in PAPER}
@@ -141,51 +150,96 @@ def test_overlays_show_each_videos_top_frames_of_every_drawn_score_set(inputs, t
     assert {path.name for path in drawn if path.parent.name == "overlays"} == expected
 
 
-def test_the_report_holds_one_videos_maps_and_mask_at_a_time(
+def test_overlays_and_metrics_do_not_depend_on_the_block_size(inputs, monkeypatch):
+    """The overlay frames carry the same rows of the post-processed maps and masks, and every
+    number is the same, in blocks of 2 frames as in one block per video."""
+
+    def evaluated(block: int) -> tuple[dict, dict]:
+        monkeypatch.setattr(vad.report, "BLOCK_FRAMES", block)
+        evaluation = ReportEvaluation(
+            inputs["sources"], KINDS, str(inputs["ground_truth"]), PROTOCOL, PAPER, "nearest", 3
+        )
+        return evaluation.run()
+
+    (small, small_paper), (whole, whole_paper) = evaluated(2), evaluated(1000)
+    assert as_json(small_paper) == as_json(whole_paper)
+    assert small.keys() == whole.keys()
+    for name, result in whole.items():
+        assert as_json(small[name].metrics) == as_json(result.metrics)
+        for got, want in zip(small[name].frame_roc, result.frame_roc, strict=True):
+            np.testing.assert_array_equal(got, want)
+        assert len(small[name].overlays) == len(result.overlays)
+        for got, want in zip(small[name].overlays, result.overlays, strict=True):
+            assert (got.video, got.index, got.anomalous, got.explanation) == (
+                want.video,
+                want.index,
+                want.anomalous,
+                want.explanation,
+            )
+            np.testing.assert_array_equal(got.score_map, want.score_map)
+            np.testing.assert_array_equal(got.mask, want.mask)
+    overlays = whole["maps"].overlays
+    assert len(overlays) == 9 and sum(frame.mask is not None for frame in overlays) == 6
+    assert any(frame.explanation for frame in overlays)
+
+
+@dataclass
+class Read:
+    kind: str  # "mask" or "map"
+    source: str  # file and video
+    rows: slice
+    array: weakref.ref
+
+
+class TrackedRows:
+    """`StoredRows` that records every read, and checks, before it, that of all that was read
+    before only the mask of the block being read may still be alive."""
+
+    def __init__(self, rows: StoredRows, kind: str, source: str, reads: list[Read]):
+        self.rows, self.kind, self.source, self.reads = rows, kind, source, reads
+        self.shape = rows.shape
+
+    def __getitem__(self, rows: slice):
+        alive = [read for read in self.reads if read.array() is not None]
+        masks = [read for read in self.reads if read.kind == "mask"]
+        may_live = masks[-1:] if self.kind == "map" else []
+        assert alive in ([], may_live), f"reading {self.source} {rows}: {alive} still held"
+        array = self.rows[rows]
+        self.reads.append(Read(self.kind, self.source, rows, weakref.ref(array)))
+        return array
+
+
+def test_the_report_reads_and_holds_one_block_of_frames_at_a_time(
     inputs, tmp_path, monkeypatch, drawn
 ):
-    """Memory does not grow with the number of videos: when a video's mask or score map is
-    read, no mask or map (as read or post-processed) of another video is still alive: nothing
-    kept a reference, or a view, to one."""
-    alive: list[tuple[str, weakref.ref]] = []
-    reads = []
+    """Memory grows with neither the number nor the length of the videos: a video's masks and
+    maps are read a block of frames at a time (a map with the frames on either side its
+    smoothing reaches), each mask block once for every score set, and nothing read before is
+    held when the next read comes but the mask of the block whose maps are read."""
+    block, protocol = 3, Protocol(smoothing="median", window=3, normalization="minmax")
+    halo = max(protocol.halo, PAPER["maps"].halo)
+    monkeypatch.setattr(vad.report, "BLOCK_FRAMES", block)
+    reads: list[Read] = []
 
-    def check(video: str) -> None:
-        others = [name for name, ref in alive if ref() is not None and name != video]
-        assert not others, f"reading video {video}: arrays of {others} are still held"
+    def tracked(kind: str, opener):
+        @contextmanager
+        def open_tracked(path, video) -> Iterator[TrackedRows]:
+            with opener(path, video) as rows:
+                yield TrackedRows(rows, kind, f"{Path(path).name} {video}", reads)
 
-    def tracked_masks(path, video):
-        check(video)
-        mask = load_masks(path, video)
-        alive.append((video, weakref.ref(mask)))
-        reads.append(("mask", video))
-        return mask
+        return open_tracked
 
-    read_video_scores = vad.report.read_video_scores
-
-    def tracked_scores(path, video, split="test", *, maps=True):
-        check(video)
-        scores = read_video_scores(path, video, split, maps=maps)
-        if scores.score_maps is not None:
-            alive.append((video, weakref.ref(scores.score_maps)))
-            reads.append(("map", video))
-        return scores
-
-    apply_video = Protocol.apply_video
-
-    def tracked_processing(self, video, scores, score_map=None):
-        processed, processed_map = apply_video(self, video, scores, score_map)
-        if processed_map is not None:  # the post-processed map: a new array
-            alive.append((video, weakref.ref(processed_map)))
-        return processed, processed_map
-
-    monkeypatch.setattr(vad.report, "load_masks", tracked_masks)
-    monkeypatch.setattr(vad.report, "read_video_scores", tracked_scores)
-    monkeypatch.setattr(Protocol, "apply_video", tracked_processing)
-    report(inputs, tmp_path)
-    assert {video for kind, video in reads if kind == "mask"} == {"test_00", "test_02"}
-    assert len([read for read in reads if read[0] == "mask"]) == 2  # each mask read once
-    assert {video for kind, video in reads if kind == "map"} == {"test_00", "test_01", "test_02"}
+    monkeypatch.setattr(vad.report, "open_masks", tracked("mask", open_masks))
+    monkeypatch.setattr(vad.report, "open_score_maps", tracked("map", open_score_maps))
+    report(inputs, tmp_path, protocol)
+    masks = [read for read in reads if read.kind == "mask"]
+    assert {read.source for read in masks} == {"gt.h5 test_00", "gt.h5 test_02"}
+    for source in ("gt.h5 test_00", "gt.h5 test_02"):  # 16 frames: each block once, in order
+        blocks = [(read.rows.start, read.rows.stop) for read in masks if read.source == source]
+        assert blocks == [(first, min(first + block, 16)) for first in range(0, 16, block)]
+    maps = [read for read in reads if read.kind == "map"]
+    assert {read.source.split()[1] for read in maps} == {"test_00", "test_01", "test_02"}
+    assert all(read.rows.stop - read.rows.start <= block + 2 * halo < 16 for read in maps)
 
 
 def test_per_video_min_max_is_recorded_as_using_test_statistics(tmp_path, drawn):

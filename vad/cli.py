@@ -125,7 +125,8 @@ def score(args: argparse.Namespace) -> None:
 def benchmark(args: argparse.Namespace) -> None:
     from vad.bench.pipeline import run_benchmark
 
-    run_benchmark(args.name, args.root, out=args.out)
+    methods = args.methods.split(",") if args.methods else None
+    run_benchmark(args.name, args.root, out=args.out, methods=methods)
 
 
 def experiments(args: argparse.Namespace) -> None:
@@ -268,6 +269,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("name", choices=DATASET_NAMES)
     p.add_argument("root", help="the dataset folder")
     p.add_argument("--out", default=None, help="report folder (default reports/<name>)")
+    p.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated methods instead of params.yaml's (reports/<name>/<m1+m2>/)",
+    )
     p.set_defaults(run=benchmark)
 
     p = commands.add_parser(

@@ -4,6 +4,7 @@ evaluated score set (methods and fused models)."""
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +13,13 @@ import numpy as np
 from vad.cache import atomic_directory, atomic_output, open_cache, read_dataset, video_key
 from vad.eval.postprocess import Protocol
 from vad.eval.score_reader import read_video_scores, score_index
-from vad.eval.stream import StreamedEvaluation
-from vad.frame_cache import load_ground_truth, load_masks
+from vad.eval.stream import StreamedEvaluation, StreamedVideo
+from vad.eval.video_rows import StoredRows, open_masks, open_score_maps
+from vad.frame_cache import load_ground_truth
 from vad.viz import overlay_detection, plot_roc, plot_score_curves, save_overlay
+
+# Frames of a test video whose score maps and masks are read, and held, at a time.
+BLOCK_FRAMES = 64
 
 
 @dataclass(frozen=True)
@@ -38,40 +43,65 @@ class ModelResult:
     overlays: list[OverlayFrame]  # the frames drawn in reports/figures/overlays
 
 
-def overlay_frames(
-    video: str,
-    scores: np.ndarray,
-    score_map: np.ndarray,
-    mask: np.ndarray | None,
-    labels: np.ndarray,
-    explanations: np.ndarray | None,
-    per_video: int,
-) -> list[OverlayFrame]:
-    """The `per_video` highest-scoring frames of one video, copied out of its arrays so that
-    those can be dropped."""
-    frames = []
-    for index in np.argsort(-scores, kind="stable")[:per_video]:
-        why = explanations[index] if explanations is not None else ""
-        frames.append(
-            OverlayFrame(
-                video=video,
-                index=int(index),
-                score_map=score_map[index].copy(),
-                mask=None if mask is None else mask[index].copy(),
-                anomalous=bool(labels[index]),
-                explanation=str(why) if why else "",
+class OverlayRows:
+    """The overlay frames of one video under one score set, the `per_video` highest-scoring
+    ones, picked from its post-processed frame scores before its map is read; their rows of
+    the post-processed map and of the mask are copied out as the blocks of frames pass."""
+
+    def __init__(
+        self,
+        video: str,
+        scores: np.ndarray,
+        labels: np.ndarray,
+        explanations: np.ndarray | None,
+        per_video: int,
+    ):
+        self.video = video
+        self.labels = labels
+        self.explanations = explanations
+        self.indices = [int(index) for index in np.argsort(-scores, kind="stable")[:per_video]]
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+
+    def take(self, first: int, score_map: np.ndarray, mask: np.ndarray | None) -> None:
+        """A block of the post-processed map from frame `first` on, and its mask (or None)."""
+        for index in self.indices:
+            if first <= index < first + len(score_map):
+                row = index - first
+                self._rows[index] = (
+                    score_map[row].copy(),
+                    None if mask is None else mask[row].copy(),
+                )
+
+    def frames(self) -> list[OverlayFrame]:
+        """The overlay frames, highest score first, once every block has passed."""
+        frames = []
+        for index in self.indices:
+            score_map, mask = self._rows[index]
+            why = self.explanations[index] if self.explanations is not None else ""
+            frames.append(
+                OverlayFrame(
+                    video=self.video,
+                    index=index,
+                    score_map=score_map,
+                    mask=mask,
+                    anomalous=bool(self.labels[index]),
+                    explanation=str(why) if why else "",
+                )
             )
-        )
-    return frames
+        return frames
 
 
 class ReportEvaluation:
     """Every score set of a report evaluated in one pass over the test videos, one video at a
-    time: each video's mask is read once, each score set's scores and map of that video are
-    read, post-processed and taken in by a `StreamedEvaluation` (and that of the set's paper
-    protocol, if any), and all of them are dropped before the next video. What stays is
-    small: post-processed frame scores, each frame's pixel-level critical value, and the few
-    frames the overlay figures show. Memory does not grow with the number of videos."""
+    time and each video a block of BLOCK_FRAMES frames at a time: every score set's frame
+    scores of the video are read whole (one float per frame) and post-processed; then, block
+    after block, the block's mask is read once for all sets, and each set's map of the block
+    (with the frames on either side its smoothing reaches) is read, post-processed and taken
+    in by the set's `StreamedEvaluation` (and that of its paper protocol, if any), and all of
+    them are dropped before the next block. What stays is small: post-processed frame scores,
+    each frame's pixel-level critical value, and the few frames the overlay figures show.
+    Memory holds one block of frames per score set, whatever the number and length of the
+    videos."""
 
     def __init__(
         self,
@@ -144,28 +174,65 @@ class ReportEvaluation:
 
     def _add_video(self, video: str) -> None:
         needs_map = {name: self._needs_map(name, video) for name in self.indexes}
-        mask = None
-        if video in self.with_masks and any(needs_map.values()):
-            mask = load_masks(self.ground_truth_path, video)
-        for name, index in self.indexes.items():
-            if video not in index.test:
-                continue
-            raw = read_video_scores(index.path, video, maps=needs_map[name])
-            scores, score_map = self.evaluations[name].add(
-                video, raw.frame_scores, raw.score_maps, mask
-            )
-            if name in self.paper_evaluations:
-                self.paper_evaluations[name].add(video, raw.frame_scores, raw.score_maps, mask)
-            if name in self.drawn and score_map is not None:
-                self.overlays[name] += overlay_frames(
-                    video,
-                    scores,
-                    score_map,
-                    mask,
-                    self.labels[video],
-                    raw.extras.get("explanation"),
-                    self.figures_per_video,
+        overlays: dict[str, OverlayRows] = {}
+        with ExitStack() as stack:
+            masks = None
+            if video in self.with_masks and any(needs_map.values()):
+                masks = stack.enter_context(open_masks(self.ground_truth_path, video))
+            mask_shape = None if masks is None else masks.shape
+            # The open videos that take each block of the map, and their overlays.
+            mapped: list[tuple[StreamedVideo, OverlayRows | None]] = []
+            for name, index in self.indexes.items():
+                if video not in index.test:
+                    continue
+                raw = read_video_scores(index.path, video, maps=False)
+                score_map = None
+                if needs_map[name]:
+                    score_map = stack.enter_context(open_score_maps(index.path, video))
+                streamed = stack.enter_context(
+                    self.evaluations[name].video(video, raw.frame_scores, score_map, mask_shape)
                 )
+                if score_map is not None:
+                    if name in self.drawn:
+                        overlays[name] = OverlayRows(
+                            video,
+                            streamed.scores,
+                            self.labels[video],
+                            raw.extras.get("explanation"),
+                            self.figures_per_video,
+                        )
+                    mapped.append((streamed, overlays.get(name)))
+                if name in self.paper_evaluations:
+                    paper_map = score_map if self.pixels[name] else None
+                    paper = stack.enter_context(
+                        self.paper_evaluations[name].video(
+                            video, raw.frame_scores, paper_map, mask_shape
+                        )
+                    )
+                    if paper_map is not None:
+                        mapped.append((paper, None))
+            if mapped:  # then the video has labels, and all its maps as many frames
+                n_frames = len(self.labels[video])
+                for first in range(0, n_frames, BLOCK_FRAMES):
+                    add_block(mapped, masks, first, min(first + BLOCK_FRAMES, n_frames))
+        for name, rows in overlays.items():
+            self.overlays[name] += rows.frames()
+
+
+def add_block(
+    mapped: list[tuple[StreamedVideo, OverlayRows | None]],
+    masks: StoredRows | None,
+    first: int,
+    end: int,
+) -> None:
+    """Frames first .. end - 1 of one video: its mask read once for every open score set, whose
+    map of the block is read, post-processed and taken in, its overlay rows copied out; all of
+    it is dropped on return."""
+    mask = None if masks is None else masks[first:end]
+    for streamed, overlays in mapped:
+        rows = streamed.add_block(first, end, mask)
+        if overlays is not None:
+            overlays.take(first, rows, mask)
 
 
 def eer_threshold(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> float:
@@ -255,8 +322,8 @@ def write_report(
     Every entry of either file records its protocol, with `uses_test_statistics` true when the
     scores were normalized with statistics of the test videos (per-video min-max).
 
-    The evaluation streams one test video at a time (`ReportEvaluation`): memory does not grow
-    with the number of videos."""
+    The evaluation streams one test video at a time, and each video a block of frames at a time
+    (`ReportEvaluation`): memory grows with neither the number nor the length of the videos."""
     protocols = (paper_protocols or {}) if paper_metrics_path is not None else {}
     evaluation = ReportEvaluation(
         sources, kinds, ground_truth_path, protocol, protocols, interpolation, figures_per_video

@@ -19,6 +19,8 @@ pixels the ceil(0.4·n)-th largest score among them. The pixel ROC is the ROC of
 Rules where labels and masks disagree: an anomalous-labelled frame with an empty mask cannot be
 localized and is left out of the pixel-level count; a normal-labelled frame with mask pixels is
 treated as normal (labels decide the class). Both are counted in the result.
+Each frame's critical value depends on that frame alone, so `PixelRocAccumulator` takes a video
+a block of frames at a time and holds one block of its map and mask, never the whole video.
 
 An uninformative map scores below 0.5 pixel AUC, not 0.5: the two classes are judged on
 different statistics (a normal frame on its maximum over all pixels, an anomalous one on an
@@ -64,7 +66,8 @@ neither says). Affine maps common to all test videos change no AUC and are left 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
@@ -128,7 +131,8 @@ def _check_mask(name: str, mask: np.ndarray) -> np.ndarray:
     )
 
 
-def _check_score_map(name: str, score_map: np.ndarray) -> np.ndarray:
+def _check_score_map(name: str, score_map: np.ndarray, first: int = 0) -> np.ndarray:
+    """A (T, h, w) map, numeric and finite; `first`: the video's frame its first row is."""
     score_map = np.asarray(score_map)
     if score_map.ndim != 3 or 0 in score_map.shape:
         raise ValueError(
@@ -136,8 +140,12 @@ def _check_score_map(name: str, score_map: np.ndarray) -> np.ndarray:
         )
     if not np.issubdtype(score_map.dtype, np.number):
         raise ValueError(f"video {name!r}: score map must be numeric, got {score_map.dtype}")
-    if not np.isfinite(score_map).all():
-        raise ValueError(f"video {name!r}: score map contains NaN or infinite values")
+    finite = np.isfinite(score_map).all(axis=(1, 2))
+    if not finite.all():
+        frame = first + int(np.argmin(finite))
+        raise ValueError(
+            f"video {name!r}: score map contains NaN or infinite values (frame {frame})"
+        )
     return score_map
 
 
@@ -247,11 +255,17 @@ def _covered_rank(n_pixels: np.ndarray, coverage: float) -> np.ndarray:
 
 
 def _frame_values(
-    name: str, score_map: np.ndarray, mask: np.ndarray, coverage: float, interpolation: str
+    name: str,
+    score_map: np.ndarray,
+    mask: np.ndarray,
+    coverage: float,
+    interpolation: str,
+    first: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per frame: the critical coverage score (NaN for an empty mask), the max score, n GT pixels.
 
-    Frames are resized to mask size one at a time, so memory stays at one frame.
+    `score_map` and `mask` are a whole video's, or (`first` given) a block of its frames from
+    frame `first` on. Frames are resized to mask size one at a time, so memory stays at one frame.
     """
     if not 0 < coverage <= 1:
         raise ValueError(f"coverage must be in (0, 1], got {coverage}")
@@ -259,11 +273,13 @@ def _frame_values(
         raise ValueError(
             f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {interpolation!r}"
         )
-    score_map = _check_score_map(name, score_map)
+    score_map = _check_score_map(name, score_map, first or 0)
     mask = _check_mask(name, mask)
     if score_map.shape[0] != mask.shape[0]:
+        block = "" if first is None else f" (in the block from frame {first})"
         raise ValueError(
-            f"video {name!r}: score map has {score_map.shape[0]} frames, mask {mask.shape[0]}"
+            f"video {name!r}: score map has {score_map.shape[0]} frames, mask "
+            f"{mask.shape[0]}{block}"
         )
     height, width = mask.shape[1:]
     n_gt = mask.reshape(mask.shape[0], -1).sum(axis=1)
@@ -357,10 +373,36 @@ def pixel_roc(
     )
 
 
+class PixelVideo:
+    """One video open in a `PixelRocAccumulator`: its map and mask taken a block of frames at a
+    time, in order; of each frame only its critical value, maximum and mask size are kept."""
+
+    def __init__(self, name: str, coverage: float, interpolation: str):
+        self.name = name
+        self.coverage = coverage
+        self.interpolation = interpolation
+        self.n_frames = 0  # taken so far: the next block starts at this frame
+        self._blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add_block(self, score_map: np.ndarray, mask: np.ndarray) -> None:
+        """The video's next frames: their (t, h, w) score map and (t, H, W) mask."""
+        values = _frame_values(
+            self.name, score_map, mask, self.coverage, self.interpolation, self.n_frames
+        )
+        self._blocks.append(values)
+        self.n_frames += values[2].size
+
+    def values(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per frame taken: critical value, maximum score, number of ground-truth pixels."""
+        empty = (np.empty(0), np.empty(0), np.empty(0, np.int64))
+        return tuple(np.concatenate(part) for part in zip(empty, *self._blocks, strict=True))
+
+
 class PixelRocAccumulator:
-    """`pixel_roc` fed one video at a time, so that no two videos' maps and masks need be in
-    memory together: of each video only what the ROC needs is kept, every counted frame's
-    critical value (a float) and class. `result()` equals `pixel_roc` over the same videos."""
+    """`pixel_roc` fed one video at a time, and each video a block of frames at a time
+    (`video`), so that memory holds one block of one video's map and mask: of each video only
+    what the ROC needs is kept, every counted frame's critical value (a float) and class.
+    `result()` equals `pixel_roc` over the same videos, whatever the blocks."""
 
     def __init__(self, *, coverage: float = PIXEL_COVERAGE, interpolation: str = "nearest"):
         self.coverage = coverage
@@ -372,15 +414,44 @@ class PixelRocAccumulator:
         self._n_normal_with_mask = 0
 
     def add(self, name: str, score_map: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> None:
-        """One video: its (T, h, w) score map, (T, H, W) mask and (T,) labels."""
+        """One whole video: its (T, h, w) score map, (T, H, W) mask and (T,) labels, as one
+        block."""
+        with self.video(name, labels, np.shape(mask)) as video:
+            video.add_block(score_map, mask)
+
+    @contextmanager
+    def video(
+        self, name: str, labels: np.ndarray, mask_shape: tuple[int, ...]
+    ) -> Iterator[PixelVideo]:
+        """Open one video of (T,) `labels`, whose masks are (T, H, W) (`mask_shape`): its map
+        and mask come a block of frames at a time (`PixelVideo.add_block`). It counts when the
+        `with` block ends without an error, once its blocks have given all its T frames."""
         if name in self._names:
             raise ValueError(f"video {name!r} was added twice to the pixel-level ROC")
         video_labels = _check_labels(name, labels)
-        critical, frame_max, n_gt = _frame_values(
-            name, score_map, mask, self.coverage, self.interpolation
-        )
-        if video_labels.size != n_gt.size:
-            raise ValueError(f"video {name!r}: {n_gt.size} masks but {video_labels.size} labels")
+        if len(mask_shape) != 3:
+            raise ValueError(f"video {name!r}: mask must be (T, H, W), got shape {mask_shape}")
+        if mask_shape[0] != video_labels.size:
+            raise ValueError(
+                f"video {name!r}: {mask_shape[0]} masks but {video_labels.size} labels"
+            )
+        video = PixelVideo(name, self.coverage, self.interpolation)
+        yield video
+        if video.n_frames != video_labels.size:
+            raise ValueError(
+                f"video {name!r}: its blocks gave {video.n_frames} of its "
+                f"{video_labels.size} frames"
+            )
+        self._take(name, video_labels, *video.values())
+
+    def _take(
+        self,
+        name: str,
+        video_labels: np.ndarray,
+        critical: np.ndarray,
+        frame_max: np.ndarray,
+        n_gt: np.ndarray,
+    ) -> None:
         self._names.add(name)
         localizable = video_labels & (n_gt > 0)
         self._n_anomalous_empty_mask += int((video_labels & (n_gt == 0)).sum())

@@ -20,6 +20,10 @@ or macro, EER, pixel AUC or EER) can change; the option only suggested otherwise
 Score maps (T, h, w) get the same smoothing along time (pixel by pixel) and the very affine
 map of their video's frame scores, so pixel-level numbers use maps processed consistently with
 the frame scores. A `Protocol` holds the choice and is written next to the metrics it produced.
+
+A video's map need not be in memory whole: `Protocol.map_rows` gives a block of frames of the
+post-processed map, equal bit for bit to those rows of the whole one, reading only the block and
+the `smoothing_halo` frames on either side that its smoothing reaches.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
+from typing import Protocol as Interface
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, median_filter
@@ -56,6 +61,18 @@ class Affine(NamedTuple):
 
 
 IDENTITY = Affine(0.0, 1.0)
+# scipy's default: the Gaussian kernel reaches int(4 sigma + 0.5) frames to either side.
+GAUSSIAN_TRUNCATE = 4.0
+
+
+class TimeRows(Interface):
+    """A (T, h, w) score map, or anything sliced like one along time (an HDF5 dataset): rows
+    are read only when sliced."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __getitem__(self, rows: slice) -> np.ndarray: ...
 
 
 def _as_float(values: np.ndarray) -> np.ndarray:
@@ -78,15 +95,27 @@ def smooth_along_time(
     if smoothing == "gaussian":
         if sigma is None:
             raise ValueError("gaussian smoothing needs a sigma")
-        return gaussian_filter1d(values, sigma, axis=0, mode="reflect")
+        return gaussian_filter1d(values, sigma, axis=0, mode="reflect", truncate=GAUSSIAN_TRUNCATE)
     raise ValueError(f"smoothing must be one of {', '.join(SMOOTHINGS)}; got {smoothing!r}")
+
+
+def smoothing_halo(smoothing: str, *, window: int | None = None, sigma: float | None = None) -> int:
+    """How many frames before and after a frame its smoothed value depends on: a block of
+    frames smoothed with this many more on either side (clipped to the video) has the rows of
+    the whole video smoothed. scipy centres a median window of w frames on frame w // 2 of it
+    (w // 2 frames before, (w - 1) // 2 after); gaussian_filter1d's kernel has radius
+    int(truncate * sigma + 0.5). Where a block's frames reach the end of the video, so does
+    what is read, and the reflected edge is the video's own."""
+    if smoothing == "median":
+        return int(window) // 2
+    if smoothing == "gaussian":
+        return int(GAUSSIAN_TRUNCATE * sigma + 0.5)
+    return 0
 
 
 def _check_normalization(normalization: str) -> None:
     if normalization in REMOVED_NORMALIZATIONS:
-        raise ValueError(
-            f"normalization {normalization!r} {REMOVED_NORMALIZATIONS[normalization]}"
-        )
+        raise ValueError(f"normalization {normalization!r} {REMOVED_NORMALIZATIONS[normalization]}")
     if normalization not in NORMALIZATIONS:
         raise ValueError(
             f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}"
@@ -113,16 +142,25 @@ def _check_video_scores(name: str, scores: np.ndarray) -> np.ndarray:
     return scores
 
 
-def _check_video_map(name: str, score_map: np.ndarray, n_frames: int) -> np.ndarray:
-    score_map = _as_float(score_map)
-    if score_map.ndim != 3 or score_map.shape[0] != n_frames:
+def check_map_shape(name: str, shape: tuple[int, ...], n_frames: int) -> None:
+    """A video's score map must be (T, h, w), T its number of frame scores."""
+    if len(shape) != 3 or shape[0] != n_frames:
         raise ValueError(
             f"video {name!r}: score map must be ({n_frames}, h, w) to match its scores, "
-            f"got {score_map.shape}"
+            f"got {tuple(shape)}"
         )
-    if not np.isfinite(score_map).all():
-        raise ValueError(f"video {name!r}: score map contains NaN or infinite values")
-    return score_map
+
+
+def _check_map_rows(name: str, rows: np.ndarray, first: int) -> np.ndarray:
+    """Rows of a video's map from frame `first` on, finite (else the first bad frame is named)."""
+    rows = _as_float(rows)
+    finite = np.isfinite(rows).all(axis=(1, 2))
+    if not finite.all():
+        frame = first + int(np.argmin(finite))
+        raise ValueError(
+            f"video {name!r}: score map contains NaN or infinite values (frame {frame})"
+        )
+    return rows
 
 
 def _is_number(value: object) -> bool:
@@ -249,13 +287,35 @@ class Protocol:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """One video's post-processed frame scores and, with the same affine map, its score
         map (None without one): what `apply` does per video, for evaluating one at a time."""
-        video_scores = _check_video_scores(name, scores)
-        smoothed = self._smooth(video_scores)
-        affine = normalization_affine(smoothed, self.normalization)
+        processed, affine = self.frame_scores(name, scores)
         if score_map is None:
-            return affine(smoothed), None
-        video_map = _check_video_map(name, score_map, video_scores.size)
-        return affine(smoothed), affine(self._smooth(video_map))
+            return processed, None
+        score_map = np.asarray(score_map)
+        check_map_shape(name, score_map.shape, processed.size)
+        return processed, self.map_rows(name, score_map, affine, 0, processed.size)
+
+    def frame_scores(self, name: str, scores: np.ndarray) -> tuple[np.ndarray, Affine]:
+        """One video's post-processed frame scores, and the affine map of its normalization
+        (fitted on its smoothed frame scores), which `map_rows` applies to its score map."""
+        smoothed = self._smooth(_check_video_scores(name, scores))
+        affine = normalization_affine(smoothed, self.normalization)
+        return affine(smoothed), affine
+
+    @property
+    def halo(self) -> int:
+        """The frames on either side of a block that `map_rows` reads with it."""
+        return smoothing_halo(self.smoothing, window=self.window, sigma=self.sigma)
+
+    def map_rows(
+        self, name: str, score_map: TimeRows, affine: Affine, first: int, end: int
+    ) -> np.ndarray:
+        """Frames first .. end - 1 of one video's post-processed score map, equal bit for bit
+        to those rows of `apply_video`'s: the block is read with `halo` frames on either side
+        (clipped to the video), smoothed, cut back to the block and mapped with the video's
+        `affine` (`frame_scores`). Of `score_map` only those rows are read."""
+        start, stop = max(0, first - self.halo), min(score_map.shape[0], end + self.halo)
+        rows = _check_map_rows(name, score_map[start:stop], start)
+        return affine(self._smooth(rows)[first - start : end - start])
 
     def _smooth(self, values: np.ndarray) -> np.ndarray:
         return smooth_along_time(values, self.smoothing, window=self.window, sigma=self.sigma)
