@@ -11,6 +11,7 @@ from pathlib import Path
 from vad.cache import exit_on_cache_error
 from vad.config import load_params
 from vad.eval.postprocess import Protocol
+from vad.memory import fixed_mmap_threshold
 from vad.methods.registry import enabled_methods
 from vad.params.evaluate import evaluate_settings
 from vad.scores import read_score_attrs
@@ -47,6 +48,7 @@ def score_sets(methods: list[str], scores: Path, fused: Path) -> tuple[dict, dic
 
 
 def main() -> None:
+    fixed_mmap_threshold()  # flat memory over many blocks (vad.memory)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scores", required=True, help="folder of the methods' score files")
     parser.add_argument("--fused", required=True, help="folder of the fused score files")

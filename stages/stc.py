@@ -7,6 +7,7 @@ import argparse
 
 from vad.cache import exit_on_cache_error
 from vad.config import load_params
+from vad.memory import fixed_mmap_threshold
 from vad.params.parallel import parallel_settings
 from vad.params.stc import stc_settings
 from vad.stc.runner import run_stc_stage
@@ -14,6 +15,7 @@ from vad.timing import timed_stage
 
 
 def main() -> None:
+    fixed_mmap_threshold()  # flat memory over many blocks (vad.memory)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", required=True)
     parser.add_argument("--flow", required=True)

@@ -36,10 +36,10 @@ from vad.methods.hf2vad.errors import (
     frame_scores,
     video_errors,
 )
-from vad.methods.hf2vad.maps import map_shape, object_map
 from vad.methods.hf2vad.model import HybridNetwork
 from vad.methods.hf2vad.presets import HF2VADPreset
 from vad.methods.hf2vad.train import read_training_errors
+from vad.methods.object_maps import map_shape, object_map
 from vad.progress import progress as progress_bar
 from vad.scores import MAP_BLOCK_FRAMES, MapBlocks, Scored, ScoreStream, VideoScores
 

@@ -29,6 +29,7 @@ import numpy as np
 from vad.cache import checked_dataset, iter_videos, open_cache, read_dataset, video_key, write_h5
 from vad.config import ConfigError, Section, check_all
 from vad.methods.base import Inputs, Method, Settings
+from vad.methods.object_maps import map_shape, object_map
 from vad.methods.velocity.density import (
     DENSITIES,
     AttributeDensity,
@@ -95,11 +96,6 @@ def kept_objects(boxes: np.ndarray, size: tuple[int, int], border_objects: str) 
     return np.ones(len(boxes), bool)
 
 
-def map_shape(size: tuple[int, int], cell: int) -> tuple[int, int]:
-    """(rows, cols) of the score map of a frame of `size` (width, height) in cells of `cell` px."""
-    return -(-size[1] // cell), -(-size[0] // cell)
-
-
 def score_objects(
     model: AttributeDensity,
     stats: dict[str, TrainingStats],
@@ -111,24 +107,7 @@ def score_objects(
 ) -> tuple[FrameResult, np.ndarray]:
     """One frame's result (score_frame) and its score map (`object_map`)."""
     result = score_frame(model, stats, features, bins)
-    return result, object_map(boxes, result.object_scores, size, cell)
-
-
-def object_map(
-    boxes: np.ndarray, object_scores: np.ndarray, size: tuple[int, int], cell: int
-) -> np.ndarray:
-    """A frame's score map: each object's score over the cells its box touches (the maximum
-    where boxes overlap), FLOOR elsewhere."""
-    score_map = np.full(map_shape(size, cell), FLOOR, np.float32)
-    for b, s in zip(boxes, object_scores, strict=True):
-        x1, y1 = int(b[0]) // cell, int(b[1]) // cell
-        x2, y2 = (
-            max(-(-int(np.ceil(b[2])) // cell), x1 + 1),
-            max(-(-int(np.ceil(b[3])) // cell), y1 + 1),
-        )
-        region = score_map[y1:y2, x1:x2]
-        np.maximum(region, s, out=region)
-    return score_map
+    return result, object_map(boxes, result.object_scores, size, cell, FLOOR)
 
 
 KEYS = (
@@ -316,7 +295,7 @@ def score_video(
     def map_blocks() -> Iterator[np.ndarray]:
         for start in range(0, count, MAP_BLOCK_FRAMES):
             yield np.stack([
-                object_map(box[frame == t], object_scores[frame == t], (width, height), cell)
+                object_map(box[frame == t], object_scores[frame == t], (width, height), cell, FLOOR)
                 for t in range(start, min(start + MAP_BLOCK_FRAMES, count))
             ])  # fmt: skip
 

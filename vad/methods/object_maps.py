@@ -1,4 +1,5 @@
-"""Score maps of an object-level method: each object's score painted over its box."""
+"""Score maps of the object-level methods (velocity, HF2-VAD): each object's score painted over
+the cells its box touches."""
 
 from __future__ import annotations
 
