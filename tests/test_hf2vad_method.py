@@ -23,7 +23,6 @@ from vad.datasets import open_dataset
 from vad.frame_cache import write_frame_cache
 from vad.methods.hf2vad.batches import TrainingCubes
 from vad.methods.hf2vad.errors import ErrorStatistics, Weights, anomaly_scores, floor
-from vad.methods.hf2vad.maps import object_map
 from vad.methods.hf2vad.method import CPU_BUDGET_PED2, HF2VAD, PRESET_NAMES
 from vad.methods.hf2vad.model import build_network, cube_tensors, load_network
 from vad.methods.hf2vad.prepared import cube_layout, training_videos
@@ -43,6 +42,7 @@ from vad.methods.hf2vad.train import (
     set_modes,
     train_network,
 )
+from vad.methods.object_maps import object_map
 from vad.methods.plan import write_inputs, write_settings
 from vad.methods.runner import run_prepare, run_train
 from vad.methods.score_runner import run_score
