@@ -17,6 +17,7 @@ from threading import Thread
 
 import cv2
 import h5py
+import numpy as np
 import pytest
 
 from vad.config import ConfigError, load_params
@@ -106,6 +107,23 @@ def build_caches(frames: Path, folder: Path, n_jobs: int, engine: Engine) -> Non
     )  # fmt: skip
 
 
+def first_difference(first: Path, second: Path) -> str:
+    """Where two HDF5 files' contents first differ (a dataset's values or an object's attrs),
+    or that only their bytes do: a failure message that says which kind of difference it is."""
+    with h5py.File(first, "r") as a, h5py.File(second, "r") as b:
+        names: list[str] = []
+        a.visit(names.append)
+        for name in ["/", *names]:
+            if name not in b:
+                return f"{name} missing"
+            attrs = [{k: np.asarray(v).tolist() for k, v in f[name].attrs.items()} for f in (a, b)]
+            if attrs[0] != attrs[1]:
+                return f"attrs of {name}"
+            if isinstance(a[name], h5py.Dataset) and not np.array_equal(a[name][()], b[name][()]):
+                return f"values of {name}"
+    return "identical (only the bytes differ)"
+
+
 def test_dask_processes_and_one_job_write_byte_identical_caches(tmp_path, cluster):
     frames = tmp_path / "frames.h5"
     scene = open_synthetic(width=64, height=48, train_videos=2, test_videos=2, frames_per_video=12)
@@ -115,8 +133,9 @@ def test_dask_processes_and_one_job_write_byte_identical_caches(tmp_path, cluste
     build_caches(frames, tmp_path / "dask", 2, Engine("dask", cluster))
     for name in CACHES:
         for run in ("processes", "dask"):
-            assert filecmp.cmp(tmp_path / "one" / name, tmp_path / run / name, shallow=False), (
-                f"{run}/{name} differs from one job's"
+            one, other = tmp_path / "one" / name, tmp_path / run / name
+            assert filecmp.cmp(one, other, shallow=False), (
+                f"{run}/{name} differs from one job's; content: {first_difference(one, other)}"
             )
     with h5py.File(tmp_path / "one" / "objects.h5", "r") as f:
         assert list(f["test"]) == ["test_00", "test_01"]
