@@ -218,10 +218,9 @@ class HF2VADMethod(Method):
     def score_keys(self, inputs: Inputs, prepared: Path, settings: Settings) -> list[str]:
         """stc.h5's videos, training videos first: each one's scores depend on the model and
         its own cubes (or its training errors) only."""
-        from vad.cache import iter_videos, open_cache, video_key
+        from vad.frame_cache import video_keys
 
-        with open_cache(inputs["stc"]) as f:
-            return [video_key(split, name) for split, name, _ in iter_videos(f)]
+        return video_keys(inputs["stc"])
 
 
 HF2VAD = HF2VADMethod()

@@ -28,6 +28,7 @@ import numpy as np
 
 from vad.cache import checked_dataset, iter_videos, open_cache, read_dataset, video_key, write_h5
 from vad.config import ConfigError, Section, check_all
+from vad.frame_cache import video_keys
 from vad.methods.base import Inputs, Method, Settings
 from vad.methods.object_maps import map_shape, object_map
 from vad.methods.velocity.density import (
@@ -258,11 +259,7 @@ class Velocity(Method):
 
     def score_keys(self, inputs: Inputs, prepared: Path, settings: Settings) -> list[str]:
         """Training videos (their held-out scores, stored with the model) then test videos."""
-        with open_cache(prepared) as f:
-            keys = [video_key(s, n) for s, n, _ in iter_videos(f)]
-        return [k for k in keys if k.startswith("train/")] + [
-            k for k in keys if k.startswith("test/")
-        ]
+        return video_keys(prepared)  # train first, as `score` yields them
 
 
 def score_video(
@@ -294,10 +291,11 @@ def score_video(
 
     def map_blocks() -> Iterator[np.ndarray]:
         for start in range(0, count, MAP_BLOCK_FRAMES):
-            yield np.stack([
-                object_map(box[frame == t], object_scores[frame == t], (width, height), cell, FLOOR)
-                for t in range(start, min(start + MAP_BLOCK_FRAMES, count))
-            ])  # fmt: skip
+            block = range(start, min(start + MAP_BLOCK_FRAMES, count))
+            chosen = (np.flatnonzero(frame == t) for t in block)
+            yield np.stack(
+                [object_map(box[c], object_scores[c], (width, height), cell, FLOOR) for c in chosen]
+            )
 
     return VideoScores(
         frame_scores=frame_scores,
