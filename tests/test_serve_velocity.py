@@ -38,13 +38,19 @@ ONNX_ROWS = [[8, 12, 24, 30, 0.9]]  # one box, [16, 24, 48, 60] in the 112x84 fr
 DETECTOR = "written by the fixture"  # objects.onnx: a constant detector of ONNX_ROWS
 VARIANTS = {
     "defaults": {},
-    "mog2, border objects skipped, gaussian mixture": {
+    "mog2, border objects skipped, gaussian mixture, window 3, two groups": {
         "objects": {"foreground": ["difference", "mog2"]},
-        "velocity": {"border_objects": "skip", "density": "gmm"},
+        "velocity": {
+            "border_objects": "skip",
+            "density": "gmm",
+            "window": 3,
+            "attributes": ["direction", "speed+size"],
+        },
     },
-    "onnx detector, farneback flow at 168x126": {
+    "onnx detector, farneback flow at 168x126, window 1": {
         "objects": {"onnx": DETECTOR, "onnx_size": [56, 42]},
         "flow": {"method": "farneback", "size": [168, 126]},
+        "velocity": {"window": 1},
     },
 }
 
@@ -92,8 +98,12 @@ def test_streaming_scores_maps_and_explanations_equal_score_at_velocity(run):
     frames = frames_of(run)
     count, height, width = frames.shape[:3]
     scored, returned = stream(run, frames)
-    # frame t when frame t + 1 arrives (boxes and flow look one frame ahead); the last at the end
-    assert returned == [[]] + [[t] for t in range(count - 1)] + [[count - 1]]
+    # frame t when frame t + 1 + h arrives (boxes look one frame ahead, the flow window h =
+    # window // 2 frames); the last h + 1 at the end
+    half = run_params(run)["velocity"]["window"] // 2
+    assert count > 2 * half + 2
+    early = [[]] * (1 + half) + [[t] for t in range(count - 1 - half)]
+    assert returned == early + [list(range(count - 1 - half, count))]
     scores = np.array([frame.score for frame in scored], np.float32)
     np.testing.assert_array_equal(scores, expected.frame_scores)
     np.testing.assert_array_equal(np.stack([f.score_map for f in scored]), expected.score_maps)

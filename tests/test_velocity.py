@@ -18,8 +18,22 @@ from vad.methods.velocity.density import (
     fit_index,
     knn_distances,
 )
-from vad.methods.velocity.explain import TrainingStats, describe, deviating_feature
-from vad.methods.velocity.features import attribute_columns, frame_features, orientation_histogram
+from vad.methods.velocity.explain import (
+    TrainingStats,
+    describe,
+    deviating_feature,
+    explain_group,
+)
+from vad.methods.velocity.features import (
+    FlowWindow,
+    attribute_columns,
+    box_features,
+    flow_maps,
+    frame_features,
+    group_features,
+    orientation_histogram,
+    window_flows,
+)
 from vad.motion.flow import make_flow_estimator
 from vad.scores import read_scores, write_scores
 
@@ -80,6 +94,115 @@ def test_features_scale_boxes_to_the_flow_grid_and_record_size_and_position():
     assert row[cols["direction"]][0] == pytest.approx(1.0)
     np.testing.assert_allclose(row[cols["size"]], [40, 20])
     np.testing.assert_allclose(row[cols["position"]], [100 / 160, 30 / 100])
+
+
+def test_flow_maps_hold_each_bins_magnitudes_and_the_magnitude():
+    rng = np.random.default_rng(5)
+    angle = rng.uniform(0, 2 * np.pi, (30, 40))
+    off_edges = np.abs(np.mod(angle, np.pi / 4) - np.pi / 8) < np.pi / 8 - 0.02
+    angle = np.where(off_edges, angle, np.pi / 8)  # no vector within 1 deg of a bin's edge
+    magnitude = rng.uniform(0, 3, (30, 40))
+    flow = np.stack([magnitude * np.cos(angle), magnitude * np.sin(angle)], -1).astype(np.float32)
+    maps = flow_maps(flow, BINS)
+    assert maps.shape == (BINS + 1, 30, 40)
+    np.testing.assert_allclose(maps[BINS], magnitude, rtol=1e-5)
+    np.testing.assert_allclose(maps[:BINS].sum(0), magnitude, rtol=1e-5)
+    assert np.all(np.count_nonzero(maps[:BINS], axis=0) <= 1)  # each vector in one bin
+    np.testing.assert_allclose(
+        maps[:BINS, 5:20, 10:30].mean(axis=(1, 2)),
+        orientation_histogram(flow[5:20, 10:30], BINS),
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("t", "num_frames", "window", "expected"),
+    [
+        (0, 10, 1, [0]),
+        (9, 10, 1, [8]),  # the last frame: the flow into it, as with one flow
+        (4, 10, 5, [2, 3, 4, 5, 6]),
+        (0, 10, 5, [0, 1, 2]),  # the video's first frames: the window is cut
+        (9, 10, 5, [7, 8]),  # frames 7, 8 and 9 -> flows 7, 8 and 8
+        (8, 10, 9, [4, 5, 6, 7, 8]),
+        (1, 3, 9, [0, 1]),
+    ],
+)
+def test_a_frames_window_holds_the_flows_of_its_frames_inside_the_video(
+    t, num_frames, window, expected
+):
+    assert window_flows(t, num_frames, window) == expected
+
+
+def test_a_video_of_one_frame_has_no_window():
+    with pytest.raises(ValueError, match="1 frame"):
+        window_flows(0, 1, 3)
+
+
+def test_window_features_average_the_flows_and_smooth_a_jittery_speed():
+    """A box whose flow alternates 1 and 5 px/frame to the right: each single flow gives 1 or
+    5, a window of 3 flows their mean (the direction and mean speed are linear in the maps)."""
+    box = np.array([[8, 8, 24, 24]], np.float32)
+    flows = []
+    for speed in (1.0, 5.0, 1.0):
+        flow = np.zeros((32, 32, 2), np.float32)
+        flow[8:24, 8:24, 0] = speed
+        flows.append(flow)
+    window = FlowWindow(BINS)
+    for i, flow in enumerate(flows):
+        window.put(i, flow)
+    averaged = box_features(window.window([0, 1, 2]), box, (32, 32), BINS)[0]
+    single = [frame_features(flow, box, (32, 32), BINS)[0] for flow in flows]
+    cols = attribute_columns(BINS)
+    assert [row[cols["speed"]][0] for row in single] == pytest.approx([1.0, 5.0, 1.0])
+    assert averaged[cols["speed"]][0] == pytest.approx(7.0 / 3)
+    np.testing.assert_allclose(averaged[cols["direction"]], np.mean(single, 0)[cols["direction"]])
+    np.testing.assert_allclose(averaged[cols["size"]], single[0][cols["size"]])
+    window.forget_before(2)
+    with pytest.raises(KeyError, match=r"\[0, 1\]"):
+        window.window([0, 1, 2])
+
+
+def test_a_joint_speed_and_size_group_finds_what_each_alone_cannot():
+    """Training: small objects slow (1 px/frame), large ones fast (4). A small fast object has
+    a usual speed and a usual size, but not together: only the joint group sees it."""
+    rng = np.random.default_rng(6)
+    n = 120
+    small = rng.random(n) < 0.5
+    rows = np.zeros((n, BINS + 6), np.float32)
+    cols = attribute_columns(BINS)
+    speed = np.where(small, 1.0, 4.0) + rng.normal(0, 0.05, n)
+    rows[:, cols["speed"]] = np.c_[speed, speed * 1.2]
+    size = np.where(small, 10.0, 40.0) + rng.normal(0, 0.5, n)
+    rows[:, cols["size"]] = np.c_[size, size * 2]
+    videos = np.arange(n) % 3
+    query = np.zeros((2, BINS + 6), np.float32)
+    query[:, cols["speed"]] = [[1.0, 1.2], [4.0, 4.8]]  # slow and fast
+    query[:, cols["size"]] = [[10.0, 20.0], [10.0, 20.0]]  # both small
+    knn = Scorer("knn", k=1, components=2)
+    scores = {}
+    for groups in (["speed"], ["size"], ["speed", "size"], ["speed+size"]):
+        model, _ = fit_density(group_features(rows, BINS, groups), videos, groups, knn, 100, 0)
+        scores[tuple(groups)] = model.score(group_features(query, BINS, groups)).score
+    for alone in (("speed",), ("size",), ("speed", "size")):
+        assert scores[alone][1] < 1.0  # within the training objects' held-out scores
+    assert scores[("speed+size",)][1] > 10 * max(scores[("speed+size",)][0], 0.1)
+    joint = group_features(rows, BINS, ["speed+size"])["speed+size"]
+    np.testing.assert_allclose(joint, np.c_[rows[:, cols["speed"]], rows[:, cols["size"]]])
+    model, _ = fit_density({"speed+size": joint}, videos, ["speed+size"], knn, 100, 0)
+    np.testing.assert_allclose(model.scale["speed+size"], 1 / joint.std(0), rtol=1e-5)
+    model, _ = fit_density({"speed": joint[:, :2]}, videos, ["speed"], knn, 100, 0)
+    np.testing.assert_array_equal(model.scale["speed"], 1.0)  # one attribute: its own units
+
+
+def test_a_joint_group_is_explained_by_its_most_deviating_attribute():
+    rng = np.random.default_rng(7)
+    train = np.c_[rng.normal(1.0, 0.1, 200), rng.normal(1.5, 0.1, 200),
+                  rng.normal(20, 2, 200), rng.normal(40, 4, 200)]  # fmt: skip
+    stats = TrainingStats.of(train)
+    text = explain_group("speed+size", np.array([1.0, 1.5, 20.0, 90.0]), stats, BINS)
+    assert text.startswith("size: box height") and "above 100.0%" in text
+    text = explain_group("speed+size", np.array([3.0, 1.5, 20.0, 40.0]), stats, BINS)
+    assert text.startswith("speed: mean speed 3.0x the training median")
 
 
 def test_knn_distances_equal_a_brute_force_computation():
@@ -177,11 +300,19 @@ def test_settings_name_the_key_at_fault():
         method.settings({"velocity": {**PARAMS["velocity"], "attributes": ["speed", "colour"]}})
     with pytest.raises(ConfigError, match="velocity.k"):
         method.settings({"velocity": {**PARAMS["velocity"], "k": 0}})
+    for groups in (["speed+colour"], ["speed", "speed+size"], ["speed+"], [], "speed", [3]):
+        with pytest.raises(ConfigError, match="velocity.attributes"):
+            method.settings({"velocity": {**PARAMS["velocity"], "attributes": groups}})
+    with pytest.raises(ConfigError, match="velocity.window' must be odd"):
+        method.settings({"velocity": {**PARAMS["velocity"], "window": 4}})
+    with pytest.raises(ConfigError, match="velocity.window"):
+        method.settings({"velocity": {**PARAMS["velocity"], "window": 0}})
 
 
 PARAMS = {
     "velocity": {
         "bins": 8,
+        "window": 1,
         "border_objects": "keep",
         "attributes": ["direction", "speed"],
         "density": "knn",

@@ -40,19 +40,26 @@ from vad.objects.settings import resolve_settings
 
 ABLATION = {
     "defaults": {},
-    "speed only": {"attributes": ["speed"]},
-    "direction only": {"attributes": ["direction"]},
-    "direction, speed, size": {"attributes": ["direction", "speed", "size"]},
-    "direction, speed, position": {"attributes": ["direction", "speed", "position"]},
-    "all four": {"attributes": ["direction", "speed", "size", "position"]},
-    "border objects skipped": {"border_objects": "skip"},
-    "border objects skipped, speed only": {"border_objects": "skip", "attributes": ["speed"]},
+    "window 1 (one flow, as the paper)": {"window": 1},
+    "window 5": {"window": 5},
+    "window 13": {"window": 13},
+    "speed alone (no size)": {"attributes": ["speed"]},
+    "speed and size scored apart": {"attributes": ["speed", "size"]},
+    "direction+speed+size": {"attributes": ["direction+speed+size"]},
+    "speed+size+position": {"attributes": ["speed+size+position"]},
+    "speed+size and direction": {"attributes": ["speed+size", "direction"]},
     "k 5": {"k": 5},
+    "border objects skipped": {"border_objects": "skip"},
     "Gaussian mixture (2)": {"density": "gmm"},
-    "released code's Ped2 velocity: 1 bin, Gaussian mixture (2)": {
+    "direction and speed, window 1 (the defaults before the window)": {
+        "attributes": ["direction", "speed"],
+        "window": 1,
+    },
+    "released code's Ped2 velocity: 1 bin, Gaussian mixture (2), window 1": {
         "bins": 1,
         "attributes": ["direction"],
         "density": "gmm",
+        "window": 1,
     },
 }
 PAPER = Protocol.from_params({"smoothing": "gaussian", "sigma": 3.0})

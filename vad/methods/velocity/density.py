@@ -10,6 +10,11 @@ neighbour): c_a = (s_a - min_a) / (q_a - min_a), min_a their minimum and q_a the
 `percentile` (99.9) percentile. The object's score is sum_a c_a; the attribute with the largest
 c_a is what makes it anomalous.
 
+A group of several attributes (`speed+size`: how fast for an object of this size) is one joint
+feature space; its columns are divided by the training objects' standard deviations first
+(`joint_scale`), so that pixels per frame and box pixels weigh alike. A single attribute keeps
+its own units, as the paper.
+
 `density: gmm` replaces the kNN distance by the negative log-likelihood under a Gaussian
 mixture of `components` components (scikit-learn, random_state 0), as the authors' released
 code scores velocity (2 components on Ped2, 5 elsewhere); its calibration is held out in the
@@ -112,6 +117,15 @@ class Calibration:
         return (scores - self.low) / (self.high - self.low)
 
 
+def joint_scale(train: np.ndarray, joint: bool) -> np.ndarray:
+    """Per column: 1 / the training standard deviation for a joint group (1 for a constant
+    column), else 1."""
+    if not joint:
+        return np.ones(train.shape[1], np.float32)
+    std = train.std(axis=0)
+    return np.where(std > 1e-9, 1.0 / np.maximum(std, 1e-9), 1.0).astype(np.float32)
+
+
 @dataclass
 class ObjectScores:
     score: np.ndarray  # (N,) sum of calibrated attribute scores
@@ -120,24 +134,29 @@ class ObjectScores:
 
 @dataclass
 class AttributeDensity:
-    """The fitted model: training features of each attribute, the scorer and the calibration.
-    Each attribute's index (or mixture) is built from its training features on first use."""
+    """The fitted model: training features of each attribute group, their scales
+    (`joint_scale`), the scorer and the calibration. Each group's index (or mixture) is built
+    from its scaled training features on first use."""
 
-    attributes: Sequence[str]
-    train: dict[str, np.ndarray]  # attribute -> (M, width) training features
+    attributes: Sequence[str]  # attribute groups
+    train: dict[str, np.ndarray]  # group -> (M, width) training features, unscaled
+    scale: dict[str, np.ndarray]  # group -> (width,) column scales
     scorer: Scorer
     calibration: Calibration
     _fitted: dict[str, object] = field(default_factory=dict, repr=False)
 
     def fitted(self, name: str) -> NearestNeighbors | GaussianMixture:
         if name not in self._fitted:
-            self._fitted[name] = self.scorer.fit(self.train[name])
+            self._fitted[name] = self.scorer.fit(self.train[name] * self.scale[name])
         return self._fitted[name]  # type: ignore[return-value]
 
     def score(self, features: dict[str, np.ndarray]) -> ObjectScores:
-        """Scores of N objects given their features per attribute."""
+        """Scores of N objects given their features per attribute group."""
         n = len(features[self.attributes[0]])
-        raw = [self.scorer.scores(self.fitted(name), features[name]) for name in self.attributes]
+        raw = [
+            self.scorer.scores(self.fitted(name), features[name] * self.scale[name])
+            for name in self.attributes
+        ]
         calibrated = self.calibration(np.stack(raw, axis=1) if n else np.zeros((0, len(raw))))
         return ObjectScores(score=calibrated.sum(axis=1), calibrated=calibrated)
 
@@ -150,15 +169,22 @@ def fit_density(
     percentile: float,
     folds: int,
 ) -> tuple[AttributeDensity, np.ndarray]:
-    """The model from the training objects' features (per attribute) and their videos; also
-    the training objects' held-out calibrated scores (N,) for training frame statistics."""
+    """The model from the training objects' features (per attribute group, a joint group's
+    named "a+b") and their videos; also the training objects' held-out calibrated scores (N,)
+    for training frame statistics."""
+    scale = {name: joint_scale(features[name], "+" in name) for name in attributes}
     held = np.stack(
-        [held_out_scores(features[name], videos, scorer, folds) for name in attributes], axis=1
+        [
+            held_out_scores(features[name] * scale[name], videos, scorer, folds)
+            for name in attributes
+        ],
+        axis=1,
     )
     calibration = Calibration.fit(held, percentile)
     model = AttributeDensity(
         attributes=list(attributes),
         train={name: features[name] for name in attributes},
+        scale=scale,
         scorer=scorer,
         calibration=calibration,
     )

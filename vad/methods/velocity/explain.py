@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vad.methods.velocity.features import group_columns
+
 SPEED_NAMES = ("mean speed", "90th-percentile speed")
 
 
@@ -23,6 +25,10 @@ class TrainingStats:
     @classmethod
     def of(cls, train: np.ndarray) -> TrainingStats:
         return cls(np.sort(train, axis=0), np.median(train, axis=0), train.std(axis=0))
+
+    def select(self, columns: list[int]) -> TrainingStats:
+        """The statistics of some of the columns."""
+        return TrainingStats(self.values[:, columns], self.median[columns], self.std[columns])
 
     def fraction_below(self, feature: int, value: float) -> float:
         """Fraction of training objects whose feature is below `value`."""
@@ -53,3 +59,13 @@ def describe(attribute: str, feature: int, value: float, stats: TrainingStats, b
         return f"size: box {('width', 'height')[feature]} {times} {where}"
     axis = ("horizontal", "vertical")[feature]
     return f"position: {axis} position {value:.2f} of the frame {where}"
+
+
+def explain_group(group: str, value: np.ndarray, stats: TrainingStats, bins: int) -> str:
+    """The line for an object's group features `value` (its training statistics `stats`): the
+    group's most deviating feature, described as a feature of the attribute it belongs to."""
+    feature = deviating_feature(value, stats)
+    columns = group_columns(group, bins)
+    attribute, own, _ = columns[feature]
+    members = [i for i, (name, _, _) in enumerate(columns) if name == attribute]
+    return describe(attribute, own, float(value[feature]), stats.select(members), bins)

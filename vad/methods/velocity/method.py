@@ -1,18 +1,19 @@
 """Object-velocity density behind the method interface (reads the `flow` and `objects` caches).
 
-prepare: every object's features (features.py) from the flow of its frame (frame t uses the
-flow from t to t+1, the last frame the flow into it), objects cut by the frame's edge left out
-with `border_objects: skip`; train: the kNN model with its
-leave-one-video-out calibration (density.py), and the training frames' held-out scores;
+prepare: every object's features (features.py) from the flows of its frame's window (frame t
+uses the flow from t to t+1, the last frame the flow into it; `window` frames centred on t,
+averaged), objects cut by the frame's edge left out with `border_objects: skip`; train: the
+kNN model of each attribute group with its leave-one-video-out calibration (density.py), and
+the training frames' held-out scores;
 score: per test frame, the maximum over its objects (frames without objects: FLOOR), score
 maps holding each object's score over its box (FLOOR elsewhere), and for the frame's top
 object the attribute that makes it anomalous (`top_attribute`, `explanation`).
 
-Everything per frame is a function of that frame's flow and boxes (`kept_objects`,
-features.frame_features, `score_objects`), so that live scoring can call them frame by
-frame.
+Everything per frame is a function of that frame's boxes and its window's flows
+(`kept_objects`, features.FlowWindow and box_features, `score_objects`), so that live scoring
+can call them frame by frame.
 
-Memory: prepare reads the flow of one frame at a time; score yields one video's scores at a
+Memory: prepare holds the flow maps of one window at a time; score yields one video's scores at a
 time. Training holds every training object's features: they are the kNN model itself.
 """
 
@@ -38,8 +39,15 @@ from vad.methods.velocity.density import (
     Scorer,
     fit_density,
 )
-from vad.methods.velocity.explain import TrainingStats, describe, deviating_feature
-from vad.methods.velocity.features import ATTRIBUTES, attribute_columns, frame_features
+from vad.methods.velocity.explain import TrainingStats, explain_group
+from vad.methods.velocity.features import (
+    ATTRIBUTES,
+    FlowWindow,
+    box_features,
+    group_features,
+    group_members,
+    window_flows,
+)
 from vad.progress import progress as progress_bar
 from vad.scores import MAP_BLOCK_FRAMES, MapBlocks, Scored, ScoreStream, VideoScores
 
@@ -56,25 +64,18 @@ class FrameResult:
     explanation: str
 
 
-def split_attributes(features: np.ndarray, bins: int, names: list[str]) -> dict[str, np.ndarray]:
-    columns = attribute_columns(bins)
-    return {name: features[:, columns[name]] for name in names}
-
-
 def score_frame(
     model: AttributeDensity, stats: dict[str, TrainingStats], features: np.ndarray, bins: int
 ) -> FrameResult:
     """Score one frame's objects (their feature rows) and explain its top object."""
     if len(features) == 0:
         return FrameResult(FLOOR, np.zeros(0), -1, -1, "")
-    by_attribute = split_attributes(features, bins, list(model.attributes))
-    scores = model.score(by_attribute)
+    by_group = group_features(features, bins, list(model.attributes))
+    scores = model.score(by_group)
     top = int(np.argmax(scores.score))
     attribute = int(np.argmax(scores.calibrated[top]))
     name = model.attributes[attribute]
-    value = by_attribute[name][top]
-    feature = deviating_feature(value, stats[name])
-    text = describe(name, feature, float(value[feature]), stats[name], bins)
+    text = explain_group(name, by_group[name][top], stats[name], bins)
     return FrameResult(float(scores.score[top]), scores.score, top, attribute, text)
 
 
@@ -113,6 +114,7 @@ def score_objects(
 
 KEYS = (
     "bins",
+    "window",
     "attributes",
     "density",
     "k",
@@ -137,15 +139,26 @@ class Velocity(Method):
 
     def _settings(self, section: Section) -> dict[str, Settings]:
         attributes = section.values.get("attributes")
+        members = [
+            m for group in attributes if isinstance(group, str) for m in group_members(group)
+        ] if isinstance(attributes, list) else []  # fmt: skip
         if (
             not isinstance(attributes, list)
             or not attributes
-            or any(a not in ATTRIBUTES for a in attributes)
-            or len(set(attributes)) != len(attributes)
+            or not all(isinstance(group, str) for group in attributes)
+            or any(m not in ATTRIBUTES for m in members)
+            or len(set(members)) != len(members)
         ):
             raise ConfigError(
-                f"params.yaml: 'velocity.attributes' must be a non-empty list of distinct "
-                f"{ATTRIBUTES}, got {attributes!r}"
+                f"params.yaml: 'velocity.attributes' must be a non-empty list of groups, each "
+                f"one of {ATTRIBUTES} or several joined by '+' (e.g. speed+size), no attribute "
+                f"twice; got {attributes!r}"
+            )
+        window = section.int("window", minimum=1)
+        if window % 2 == 0:
+            raise ConfigError(
+                f"params.yaml: 'velocity.window' must be odd (frames centred on the scored "
+                f"one), got {window}"
             )
         percentile = section.float("calibration_percentile", minimum=50.0)
         if percentile > 100:
@@ -155,6 +168,7 @@ class Velocity(Method):
         return {
             "prepare": {
                 "bins": section.int("bins", minimum=1),
+                "window": window,
                 "border_objects": section.str("border_objects", ["keep", "skip"]),
             },
             "train": {
@@ -186,10 +200,15 @@ class Velocity(Method):
                 kept = kept_objects(box, size, settings["border_objects"])
                 frame, box = frame[kept], box[kept]
                 features = np.zeros((len(frame), bins + 6), np.float32)
+                window = FlowWindow(bins)
                 for t in np.unique(frame):
                     rows = frame == t
-                    pair = read_dataset(flow, min(int(t), len(flow) - 1))
-                    features[rows] = frame_features(pair, box[rows], size, bins)
+                    indices = window_flows(int(t), len(flow) + 1, settings["window"])
+                    window.forget_before(indices[0])
+                    for index in indices:
+                        if index not in window:
+                            window.put(index, read_dataset(flow, index))
+                    features[rows] = box_features(window.window(indices), box[rows], size, bins)
                 out_group = f.create_group(key)
                 checked_dataset(out_group, "features", features)
                 checked_dataset(out_group, "frame", frame)
@@ -211,9 +230,8 @@ class Velocity(Method):
         features = np.concatenate([v[1] for v in train])
         videos = np.concatenate([np.full(len(v[1]), i) for i, v in enumerate(train)])
         attributes = settings["attributes"]
-        by_attribute = split_attributes(features, bins, attributes)
         model, held = fit_density(
-            by_attribute,
+            group_features(features, bins, attributes),
             videos,
             attributes,
             scorer_of(settings),
@@ -223,6 +241,7 @@ class Velocity(Method):
         with write_h5(model_dir / MODEL_FILE, {"model": "velocity", "bins": bins, **settings}) as f:
             for name in attributes:
                 checked_dataset(f, f"train/{name}", model.train[name])
+                checked_dataset(f, f"scale/{name}", model.scale[name])
             checked_dataset(f, "calibration_low", model.calibration.low)
             checked_dataset(f, "calibration_high", model.calibration.high)
             for i, (name, _, frame, num_frames) in enumerate(train):
@@ -317,13 +336,14 @@ def load_model(
         settings = json.loads(f.attrs["settings"])
         attributes = settings["attributes"]
         train = {name: read_dataset(f[f"train/{name}"]) for name in attributes}
+        scale = {name: read_dataset(f[f"scale/{name}"]) for name in attributes}
         calibration = Calibration(
             low=read_dataset(f["calibration_low"]), high=read_dataset(f["calibration_high"])
         )
         train_scores = {
             n: read_dataset(f["train_frame_scores"][n]) for n in f["train_frame_scores"]
         }
-    model = AttributeDensity(attributes, train, scorer_of(settings), calibration)
+    model = AttributeDensity(attributes, train, scale, scorer_of(settings), calibration)
     stats = {name: TrainingStats.of(values) for name, values in train.items()}
     return model, stats, settings["bins"], train_scores
 

@@ -5,9 +5,10 @@ method's per-object features and its fitted density, calibration and score maps
 (vad.methods.velocity.method.score_objects).
 
 When a frame is scored: frame t's boxes need frame t + 1 (the difference mask looks one frame
-ahead) and its features the flow from t to t + 1, so frame t is scored when frame t + 1
-arrives; the last frame is scored by `finish`, with the flow into it, as the pipeline scores
-the last frame of a video. A stream of one frame has no flow and is not scored (the pipeline
+ahead) and its features the flows of its window, up to the flow from t + h to t + h + 1
+(h = window // 2), so frame t is scored when frame t + h + 1 arrives; the last h + 1 frames
+are scored by `finish`, with the windows the pipeline gives the end of a video
+(features.window_flows). A stream of one frame has no flow and is not scored (the pipeline
 cannot score such a video either). Frames without objects score FLOOR, with a FLOOR map.
 
 Each scored frame carries the explanation of its top object (vad.serve.explained): which
@@ -16,6 +17,7 @@ attribute makes it anomalous, and its box, for the score files and the overlay.
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from time import perf_counter
 
@@ -25,7 +27,7 @@ from vad.frame_cache import convert_frames
 from vad.methods.base import Method, StreamScorer
 from vad.methods.velocity.density import AttributeDensity
 from vad.methods.velocity.explain import TrainingStats
-from vad.methods.velocity.features import frame_features
+from vad.methods.velocity.features import FlowWindow, box_features, window_flows
 from vad.methods.velocity.method import MODEL_FILE, kept_objects, load_model, score_objects
 from vad.params.objects import objects_settings
 from vad.serve.explained import ExplainedFrame, Explanation
@@ -34,23 +36,24 @@ from vad.serve.objects import ObjectStream
 
 
 class VelocityStreamScorer(StreamScorer):
-    latency = 1
-
     def __init__(
         self,
         model: AttributeDensity,
         stats: dict[str, TrainingStats],
         bins: int,
+        window: int,
         border_objects: str,
         cell: int,
         objects: ObjectStream,
         flows: FlowStream,
     ):
-        self.model, self.stats, self.bins = model, stats, bins
+        self.model, self.stats, self.bins, self.window = model, stats, bins, window
         self.border_objects, self.cell = border_objects, cell
         self.objects, self.flows = objects, flows
-        self.flow_from: dict[int, np.ndarray] = {}  # frame t -> flow t..t+1, until scored
-        self.last_flow: np.ndarray | None = None  # the flow into the newest frame
+        self.latency = 1 + window // 2
+        self.maps = FlowWindow(bins)  # flow j (frame j to j + 1), while a window needs it
+        self.pending: deque[tuple[int, np.ndarray]] = deque()  # boxes known, not yet scored
+        self.num_flows = 0
         self.count = 0
         self.size = (0, 0)  # (width, height) of the stored frames, from the first
         self.own_timings = {"frames": 0.0, "model": 0.0}
@@ -65,24 +68,47 @@ class VelocityStreamScorer(StreamScorer):
             self.size = (frame.shape[1], frame.shape[0])
         flow = self.flows.push(frame)
         if flow is not None:
-            self.flow_from[index - 1] = self.last_flow = flow
+            start = perf_counter()
+            self.maps.put(index - 1, flow)
+            self.own_timings["model"] += perf_counter() - start
+            self.num_flows = index
         start = perf_counter()
         gray = convert_frames(frame[None], None, "gray")[0, ..., 0]
         self.own_timings["frames"] += perf_counter() - start
-        ready = self.objects.push(gray)
-        return [self._score(t, boxes, self.flow_from.pop(t)) for t, boxes in ready]
+        self.pending.extend(self.objects.push(gray))
+        return self._score_ready(final=False)
 
     def finish(self) -> list[ExplainedFrame]:
-        """The last frame, with the flow into it (the pipeline's rule for a video's end)."""
-        ready = self.objects.finish()
-        return [self._score(t, boxes, self.last_flow) for t, boxes in ready]
+        """The last frames, with the windows of a video's end."""
+        self.pending.extend(self.objects.finish())
+        return self._score_ready(final=True)
 
-    def _score(self, index: int, boxes: np.ndarray, flow: np.ndarray | None) -> ExplainedFrame:
+    def _score_ready(self, final: bool) -> list[ExplainedFrame]:
+        """Score the pending frames whose window's flows have all arrived (all, at the end).
+        Before the end, the video has at least num_flows + 1 frames, which gives a ready
+        frame the window it gets in the whole video."""
+        scored = []
+        half = self.window // 2
+        while self.pending and self.count >= 2:
+            index, boxes = self.pending[0]
+            if not final and index + half > self.num_flows - 1:
+                break
+            frames = self.count if final else self.num_flows + 1
+            scored.append(self._score(index, boxes, window_flows(index, frames, self.window)))
+            self.pending.popleft()
+            # the next frame's window starts at index + 1 - half; the last frame's is the newest
+            self.maps.forget_before(min(index + 1 - half, self.num_flows - 1))
+        return scored
+
+    def _score(self, index: int, boxes: np.ndarray, flows: list[int]) -> ExplainedFrame:
         start = perf_counter()
-        assert flow is not None  # every frame whose boxes are known has a flow
         size = self.size
         boxes = boxes[kept_objects(boxes, size, self.border_objects)]
-        features = frame_features(flow, boxes, size, self.bins)
+        features = (
+            box_features(self.maps.window(flows), boxes, size, self.bins)
+            if len(boxes)
+            else np.zeros((0, self.bins + 6), np.float32)
+        )
         result, score_map = score_objects(
             self.model, self.stats, self.bins, features, boxes, size, self.cell
         )
@@ -104,6 +130,7 @@ def velocity_scorer(method: Method, model_dir: Path, params: dict) -> VelocitySt
         model,
         stats,
         bins,
+        settings["prepare"]["window"],
         settings["prepare"]["border_objects"],
         settings["score"]["map_cell"],
         ObjectStream(objects_settings(params)["settings"]),
