@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from vad.bench.pipeline import merged_overrides, method_seconds, replace_block, run_benchmark
+from vad.bench.pipeline import (
+    merged_overrides,
+    method_seconds,
+    refresh_report,
+    replace_block,
+    run_benchmark,
+)
+from vad.bench.throughput import scoring_stages, throughput
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY = "| score set | kind | frame AUC |\n|---|---|---|\n| baseline | method | 0.700 |\n"
@@ -140,3 +147,62 @@ def test_chosen_methods_run_as_their_own_experiment_and_report(tmp_path, monkeyp
     assert "make benchmark DATA=synthetic METHODS=baseline" in results
     with pytest.raises(Exception, match="nonexistent"):
         run_benchmark("synthetic", str(tmp_path), run_command=scripted, methods=["nonexistent"])
+
+
+def test_scoring_stages_follow_the_caches_a_method_reads():
+    assert scoring_stages("hf2vad", ("stc",), False) == [
+        "frames", "flow", "objects", "stc", "score@hf2vad"
+    ]  # fmt: skip
+    assert scoring_stages("velocity", ("flow", "objects"), True) == [
+        "frames", "flow", "objects", "prepare@velocity", "score@velocity"
+    ]  # fmt: skip
+    assert scoring_stages("m", ("frames", "dynflow"), False) == [
+        "frames", "flow", "dynamic_flow", "score@m"
+    ]  # fmt: skip
+
+
+def test_throughput_counts_the_test_share_of_cache_stages_and_the_whole_score_stage():
+    # 300 training + 100 test frames: a cache stage's 40 s cost 10 s for the test frames
+    seconds = {"frames": 4.0, "flow": 36.0, "objects": 8.0, "prepare@v": 12.0, "score@v": 5.0,
+               "train@v": 999.0, "score@b": 1.0}  # fmt: skip
+    report = throughput(seconds, 300, 100, {"v": (("flow", "objects"), True),
+                                            "b": (("frames",), False),
+                                            "untimed": (("stc",), False)})  # fmt: skip
+    # v: (4 + 36 + 8 + 12) / 4 + 5 = 20 s for 100 test frames; b: 4 / 4 + 1 = 2 s
+    assert report["v"]["ms_per_test_frame"] == pytest.approx(200.0)
+    assert report["v"]["test_frames_per_second"] == pytest.approx(5.0)
+    assert report["b"]["test_frames_per_second"] == pytest.approx(50.0)
+    assert "untimed" not in report  # its stc stage was not timed
+    with pytest.raises(ValueError, match="test frames"):
+        throughput(seconds, 300, 0, {})
+
+
+def test_refresh_recomputes_throughput_and_the_results_block_without_running(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "reports" / "synthetic" / "baseline"
+    out.mkdir(parents=True)
+    (out / "summary.md").write_text(SUMMARY)
+    old = {"dataset": "synthetic", "experiment": "synthetic_baseline", "methods": ["baseline"],
+           "git_revision": "a" * 40,
+           "cpu_count": 2, "total_seconds": 60.0, "budgets": {"baseline": {}},
+           "stage_seconds": {"frames": 2.0, "score@baseline": 0.5},
+           "method_seconds": {"baseline": 0.5}}  # fmt: skip
+    (out / "run.json").write_text(json.dumps(old))
+    (tmp_path / "RESULTS.md").write_text("# Results\n")
+    report = refresh_report("synthetic", str(tmp_path), methods=["baseline"])
+    frames = report["frames"]
+    assert frames["train"] > 0 and frames["test"] > 0  # the embedded scene's videos
+    share = frames["test"] / (frames["train"] + frames["test"])
+    expected = frames["test"] / (2.0 * share + 0.5)
+    assert report["throughput"]["baseline"]["test_frames_per_second"] == pytest.approx(
+        expected, abs=0.1
+    )
+    assert json.loads((out / "run.json").read_text()) == report
+    assert report["stage_seconds"] == old["stage_seconds"]  # nothing ran
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- benchmark:synthetic:baseline:begin -->" in results
+    assert f"| baseline | defaults | 0 s | {expected:.1f} |" in results
+    with pytest.raises(SystemExit, match="not found"):
+        refresh_report("synthetic", str(tmp_path), methods=["velocity"])

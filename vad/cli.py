@@ -123,9 +123,12 @@ def score(args: argparse.Namespace) -> None:
 
 
 def benchmark(args: argparse.Namespace) -> None:
-    from vad.bench.pipeline import run_benchmark
+    from vad.bench.pipeline import refresh_report, run_benchmark
 
     methods = args.methods.split(",") if args.methods else None
+    if args.refresh:
+        refresh_report(args.name, args.root, out=args.out, methods=methods)
+        return
     run_benchmark(args.name, args.root, out=args.out, methods=methods)
 
 
@@ -273,6 +276,12 @@ def main(argv: list[str] | None = None) -> None:
         "--methods",
         default=None,
         help="comma-separated methods instead of params.yaml's (reports/<name>/<m1+m2>/)",
+    )
+    p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="run nothing: recompute run.json's frames and throughput and the RESULTS.md "
+        "block from the report folder's stage times",
     )
     p.set_defaults(run=benchmark)
 

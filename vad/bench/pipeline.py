@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from vad.bench.throughput import throughput
 from vad.cache import atomic_output
 from vad.config import load_params
 from vad.datasets import open_dataset
@@ -83,6 +84,21 @@ def method_seconds(timings: dict[str, float], methods: list[str]) -> dict[str, f
     }
 
 
+def frame_counts(dataset: str, root: Path) -> dict[str, int]:
+    """Training and test frames of the dataset (opening it checks the root)."""
+    summary = open_dataset(dataset, root).summary()
+    return {"train": summary["train_frames"], "test": summary["test_frames"]}
+
+
+def method_throughput(
+    stage_seconds: dict[str, float], frames: dict[str, int], methods: Sequence[str]
+) -> dict[str, dict]:
+    """vad.bench.throughput for these methods (their inputs from the registry)."""
+    chosen = {name: (get_method(name).inputs, get_method(name).prepare_reads_test)
+              for name in methods}  # fmt: skip
+    return throughput(stage_seconds, frames["train"], frames["test"], chosen)
+
+
 def results_table(dataset: str, summary: str, report: dict) -> str:
     """The block RESULTS.md shows for the dataset: command, summary table, budgets and times."""
     command, folder = f"make benchmark DATA={dataset}", f"reports/{dataset}/"
@@ -97,14 +113,26 @@ def results_table(dataset: str, summary: str, report: dict) -> str:
         "",
         summary.strip(),
         "",
-        "| method | budget (params overrides) | wall time of its stages |",
-        "|---|---|---|",
+        "| method | budget (params overrides) | wall time of its stages | test frames/s ² |",
+        "|---|---|---|---|",
     ]
+    rates = report.get("throughput", {})
     for name, budget in report["budgets"].items():
         text = ", ".join(f"`{key}={value}`" for key, value in budget.items()) or "defaults"
-        lines.append(f"| {name} | {text} | {report['method_seconds'][name]:.0f} s |")
+        rate = rates.get(name, {}).get("test_frames_per_second")
+        rate_text = f"{rate:.1f}" if rate is not None else "–"
+        lines.append(
+            f"| {name} | {text} | {report['method_seconds'][name]:.0f} s | {rate_text} |"
+        )
     shared = sum(report["stage_seconds"].get(stage, 0.0) for stage in SHARED_STAGES)
-    lines += ["", f"Shared preprocessing ({', '.join(SHARED_STAGES)}): {shared:.0f} s."]
+    lines += [
+        "",
+        f"Shared preprocessing ({', '.join(SHARED_STAGES)}): {shared:.0f} s.",
+        "",
+        "² Scoring throughput in the pipeline: test frames per second of the method's score "
+        "stage plus the test frames' share of the caches it reads (run.json `throughput`; "
+        "vad/bench/throughput.py).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -128,7 +156,7 @@ def run_benchmark(
     `methods`: these instead of params.yaml's `methods` (experiment `<dataset>_<methods>`,
     reports in reports/<dataset>/<methods>/, its own block of RESULTS.md)."""
     root_path = Path(root).expanduser().resolve()
-    open_dataset(dataset, root_path)  # a wrong root fails here, before any work
+    frames = frame_counts(dataset, root_path)  # a wrong root fails here, before any work
     params = load_params()
     chosen = None
     if methods is not None:
@@ -179,6 +207,8 @@ def run_benchmark(
         "total_seconds": round(total, 1),
         "stage_seconds": {stage: round(s, 1) for stage, s in sorted(stage_seconds.items())},
         "method_seconds": method_seconds(stage_seconds, methods),
+        "frames": frames,
+        "throughput": method_throughput(stage_seconds, frames, methods),
     }
     for name, content in (
         ("metrics.json", json.dumps(metrics, indent=2) + "\n"),
@@ -194,4 +224,34 @@ def run_benchmark(
         )
     print(summary)
     print(yaml.safe_dump({"method_seconds": report["method_seconds"]}, sort_keys=False))
+    return report
+
+
+def refresh_report(
+    dataset: str, root: str, out: str | None = None, methods: Sequence[str] | None = None
+) -> dict:
+    """Recompute what run.json derives from its stage times (`frames`, `throughput`) and the
+    RESULTS.md block, for a run written before they existed; nothing is run again."""
+    out_dir = Path(out or f"reports/{dataset}")
+    if out is None and methods:
+        out_dir = out_dir / "+".join(methods)
+    path = out_dir / "run.json"
+    if not path.is_file():
+        raise SystemExit(f"benchmark --refresh: {path} not found (run the benchmark first)")
+    report = json.loads(path.read_text())
+    frames = frame_counts(dataset, Path(root).expanduser().resolve())
+    report["frames"] = frames
+    methods = report.get("methods") or list(report["budgets"])  # older runs: budgets only
+    report["throughput"] = method_throughput(report["stage_seconds"], frames, methods)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    label = dataset if report.get("experiment", dataset) == dataset else (
+        f"{dataset}:{'+'.join(methods)}"
+    )
+    if RESULTS.exists():
+        summary = (out_dir / "summary.md").read_text()
+        RESULTS.write_text(
+            replace_block(RESULTS.read_text(), label, results_table(dataset, summary, report))
+        )
+    print(yaml.safe_dump({"throughput": report["throughput"]}, sort_keys=False))
     return report

@@ -109,6 +109,8 @@ class Method(ABC):
     budgets: Mapping[str, Mapping[str, Any]] = {}
     # "module:function(method, model_dir, params) -> StreamScorer", or None (no streaming)
     streaming: str | None = None
+    # prepare also works on the test videos (its time counts in scoring throughput)
+    prepare_reads_test: bool = False
 
     @abstractmethod
     def settings(self, params: dict) -> dict[str, Settings]:

@@ -131,6 +131,7 @@ class Velocity(Method):
     package = "vad.methods.velocity"
     inputs = ("flow", "objects")
     streaming = "vad.serve.scorers.velocity:velocity_scorer"
+    prepare_reads_test = True  # every object's features, test videos included
     budgets = {"ped2": {}}  # the defaults: a few seconds on 2 cores
 
     def settings(self, params: dict) -> dict[str, Settings]:
