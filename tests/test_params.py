@@ -71,7 +71,8 @@ def test_check_params_command_passes_the_repository_params_without_importing_tor
     done = vad_command("check-params", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
-        "params.yaml: OK (methods: baseline, gmfc_vae_rgb, gmfc_vae_dynflow, velocity, hf2vad)"
+        "params.yaml: OK (methods: baseline, gmfc_vae_rgb, gmfc_vae_dynflow, velocity, hf2vad, "
+        "itae)"
     )
     probe = subprocess.run(
         [
@@ -323,7 +324,7 @@ def test_the_benchmark_checks_its_overrides_before_running(tmp_path, monkeypatch
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (tmp_path / "ped2").mkdir()
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("vad.bench.pipeline.open_dataset", lambda *args: None)
+    monkeypatch.setattr("vad.bench.pipeline.frame_counts", lambda *args: {"train": 1, "test": 1})
 
     def never(*args, **kwargs):
         raise AssertionError(f"ran {args}")

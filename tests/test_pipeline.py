@@ -40,6 +40,8 @@ TINY = {
     "baseline": {"size": [168, 112]},
     "patches": {"size": [168, 112], "n_train": 600},
     "gmfc_vae": {"K": 2, "pretrain_epochs": 1, "epochs": 1, "train_score_stride": 4},
+    "itae": {"size": [32, 32], "epochs": [1, 1], "clips_per_epoch": 4, "glow_steps": 2,
+             "glow_hidden": 8, "test_stride": 8},
 }
 GMFC = ("gmfc_vae_rgb", "gmfc_vae_dynflow")
 
@@ -123,8 +125,10 @@ def project(tmp_path_factory) -> Path:
 
 def test_repro_writes_metrics_summary_plots_and_figures(project):
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
-    assert list(metrics) == ["protocol", "baseline", "velocity", "hf2vad", "gmfc_vae", *GMFC]
-    for model in ("baseline", "velocity", "hf2vad", "gmfc_vae", *GMFC):
+    assert list(metrics) == [
+        "protocol", "baseline", "velocity", "hf2vad", "itae", "gmfc_vae", *GMFC
+    ]  # fmt: skip
+    for model in ("baseline", "velocity", "hf2vad", "itae", "gmfc_vae", *GMFC):
         for key in ("frame_auc_micro", "frame_auc_macro", "frame_eer", "pixel_auc", "pixel_eer"):
             assert key in metrics[model], (model, key)
         assert 0.0 <= metrics[model]["frame_auc_micro"] <= 1.0
@@ -132,7 +136,7 @@ def test_repro_writes_metrics_summary_plots_and_figures(project):
     summary = (project / "reports" / "summary.md").read_text()
     rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
     names = [row.split("|")[1].strip() for row in rows[1:]]
-    assert names == ["baseline", "velocity", "hf2vad", "gmfc_vae", *GMFC]
+    assert names == ["baseline", "velocity", "hf2vad", "itae", "gmfc_vae", *GMFC]
     assert "| gmfc_vae_rgb | part of gmfc_vae |" in summary
     auc = f"{metrics['baseline']['frame_auc_micro']:.3f}"
     assert rows[1].split("|")[3].strip() == auc
@@ -140,7 +144,7 @@ def test_repro_writes_metrics_summary_plots_and_figures(project):
     assert roc[0].keys() == {"fpr", "tpr"}
     assert (project / "reports" / "figures" / "roc.png").stat().st_size > 0
     overlays = {p.name.split("_test_")[0] for p in (project / "reports/figures/overlays").iterdir()}
-    assert overlays == {"baseline", "velocity", "hf2vad", "gmfc_vae"}  # fused, not its parts
+    assert overlays == {"baseline", "velocity", "hf2vad", "itae", "gmfc_vae"}  # fused, not parts
     paper = json.loads((project / "reports" / "metrics_paper.json").read_text())
     assert paper["protocols"]["velocity"] == {
         "smoothing": "gaussian",
@@ -154,6 +158,8 @@ def test_repro_writes_metrics_summary_plots_and_figures(project):
         "normalization": "none",
     }
     assert 0.0 <= paper["hf2vad"]["frame_auc_micro"] <= 1.0
+    assert paper["protocols"]["itae"] == {"smoothing": "none", "normalization": "minmax"}
+    assert paper["itae"]["protocol"]["uses_test_statistics"] is True  # per-video min-max
     history = json.loads((project / "reports" / "train" / "gmfc_vae_rgb.json").read_text())
     assert [row["phase"] for row in history] == ["pretrain", "vade"]
     assert history[0]["kl_latent"] is None and history[1]["kl_latent"] > 0
@@ -338,6 +344,7 @@ def test_a_method_added_through_the_registry_only(project, tmp_path):
         "baseline",
         "velocity",
         "hf2vad",
+        "itae",
         "brightness",
         "gmfc_vae",
         *GMFC,

@@ -17,6 +17,7 @@ REGISTRY = {
     "gmfc_vae_dynflow": "vad.methods.gmfc_vae.method:GMFC_VAE_DYNFLOW",
     "velocity": "vad.methods.velocity.method:VELOCITY",
     "hf2vad": "vad.methods.hf2vad.method:HF2VAD",
+    "itae": "vad.methods.itae.method:ITAE",
 }
 
 
