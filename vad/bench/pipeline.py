@@ -84,6 +84,19 @@ def method_seconds(timings: dict[str, float], methods: list[str]) -> dict[str, f
     }
 
 
+def report_place(
+    dataset: str, out: str | None, chosen: Sequence[str] | None
+) -> tuple[Path, str]:
+    """The report folder (reports/<dataset>[/<m1+m2>]) and the RESULTS.md block label
+    (<dataset>[:<m1+m2>]) of a run of all methods (`chosen` None) or of chosen ones."""
+    out_dir, label = Path(out or f"reports/{dataset}"), dataset
+    if chosen:
+        label = f"{dataset}:{'+'.join(chosen)}"
+        if out is None:
+            out_dir = out_dir / "+".join(chosen)
+    return out_dir, label
+
+
 def frame_counts(dataset: str, root: Path) -> dict[str, int]:
     """Training and test frames of the dataset (opening it checks the root)."""
     summary = open_dataset(dataset, root).summary()
@@ -164,18 +177,16 @@ def run_benchmark(
     methods = chosen or enabled_methods(params)
     budgets = budget_overrides(methods, dataset)
     overrides = merged_overrides(dataset, root_path, budgets)
-    label, experiment = dataset, dataset
+    experiment = dataset
     if chosen is not None:
         overrides = {"methods": list(chosen), **overrides}
-        label, experiment = f"{dataset}:{'+'.join(chosen)}", f"{dataset}_{'_'.join(chosen)}"
+        experiment = f"{dataset}_{'_'.join(chosen)}"
     errors = check_params(with_overrides(params, overrides))
     if errors:  # refused here, not by a stage minutes into the run
         raise SystemExit(
             "benchmark: params.yaml with the overrides is invalid:\n" + "\n".join(errors)
         )
-    out_dir = Path(out or f"reports/{dataset}")
-    if out is None and chosen is not None:
-        out_dir = out_dir / "+".join(chosen)
+    out_dir, label = report_place(dataset, out, chosen)
     head = run_command(["git", "rev-parse", "HEAD"]).strip()
     dirty = bool(run_command(["git", "status", "--porcelain", "--untracked-files=no"]).strip())
     with tempfile.TemporaryDirectory(prefix="vad-timings-") as timings:
@@ -232,9 +243,7 @@ def refresh_report(
 ) -> dict:
     """Recompute what run.json derives from its stage times (`frames`, `throughput`) and the
     RESULTS.md block, for a run written before they existed; nothing is run again."""
-    out_dir = Path(out or f"reports/{dataset}")
-    if out is None and methods:
-        out_dir = out_dir / "+".join(methods)
+    out_dir, _ = report_place(dataset, out, methods)
     path = out_dir / "run.json"
     if not path.is_file():
         raise SystemExit(f"benchmark --refresh: {path} not found (run the benchmark first)")
@@ -245,9 +254,8 @@ def refresh_report(
     report["throughput"] = method_throughput(report["stage_seconds"], frames, methods)
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
-    label = dataset if report.get("experiment", dataset) == dataset else (
-        f"{dataset}:{'+'.join(methods)}"
-    )
+    whole_run = report.get("experiment", dataset) == dataset
+    _, label = report_place(dataset, out, None if whole_run else methods)
     if RESULTS.exists():
         summary = (out_dir / "summary.md").read_text()
         RESULTS.write_text(

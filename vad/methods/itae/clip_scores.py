@@ -23,6 +23,7 @@ from vad.methods.itae.features import appearance_input, motion_input
 from vad.methods.itae.model import ITAEModel
 
 ERROR_CLAMP = 1.0 - 1e-6  # |I - Î| at most this: E at most 6
+SCORE_BATCH = 4  # clips per forward pass when scoring (training and test videos)
 
 
 def error_maps(clip: Tensor, reconstruction: Tensor) -> Tensor:
@@ -102,14 +103,22 @@ def likelihood_score(nll_a: np.ndarray, nll_m: np.ndarray, statistics: dict) -> 
     return ((lam_a * nll_a + lam_m * nll_m) / max(lam_a + lam_m, 1e-12)).astype(np.float32)
 
 
+def standardised(
+    reconstruction: np.ndarray, likelihood: np.ndarray, statistics: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """z(R), z(L): standardised by the training frames' mean and std."""
+    z_r = (reconstruction - statistics["mean_r"]) / max(statistics["std_r"], 1e-12)
+    z_l = (likelihood - statistics["mean_l"]) / max(statistics["std_l"], 1e-12)
+    return z_r, z_l
+
+
 def combined_score(
     reconstruction: np.ndarray, likelihood: np.ndarray, statistics: dict, parts: str, lam: float
 ) -> np.ndarray:
-    """Eq. 9 with training statistics: z(R) + lambda_L z(L), z standardising by the training
-    frames' mean and std (the paper's per-video min-max is the paper protocol's job); `parts`
-    reconstruction / likelihood: one term alone."""
-    z_r = (reconstruction - statistics["mean_r"]) / max(statistics["std_r"], 1e-12)
-    z_l = (likelihood - statistics["mean_l"]) / max(statistics["std_l"], 1e-12)
+    """Eq. 9 with training statistics: z(R) + lambda_L z(L) (`standardised`; the paper's
+    per-video min-max is the paper protocol's job); `parts` reconstruction / likelihood: one
+    term alone."""
+    z_r, z_l = standardised(reconstruction, likelihood, statistics)
     if parts == "reconstruction":
         return z_r.astype(np.float32)
     if parts == "likelihood":

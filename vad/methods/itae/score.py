@@ -20,14 +20,18 @@ import torch
 
 from vad.cache import iter_videos, open_cache, read_dataset, video_key
 from vad.frame_cache import load_frames, video_keys
-from vad.methods.itae.clip_scores import combined_score, likelihood_score, score_clips
+from vad.methods.itae.clip_scores import (
+    SCORE_BATCH,
+    combined_score,
+    likelihood_score,
+    score_clips,
+    standardised,
+)
 from vad.methods.itae.clips import VideoClips
 from vad.methods.itae.model import ITAEModel, load_model
 from vad.progress import progress as progress_bar
 from vad.scores import Scored, ScoreStream, VideoScores
 from vad.training import resolve_device
-
-SCORE_BATCH = 4  # clips per forward pass
 
 
 def frame_scores(
@@ -37,8 +41,7 @@ def frame_scores(
     statistics = model.statistics
     likelihood = likelihood_score(nll_a, nll_m, statistics)
     scores = combined_score(r, likelihood, statistics, parts, model.preset.lambda_l)
-    z_r = (r - statistics["mean_r"]) / max(statistics["std_r"], 1e-12)
-    z_l = (likelihood - statistics["mean_l"]) / max(statistics["std_l"], 1e-12)
+    z_r, z_l = standardised(r, likelihood, statistics)
     words = [
         f"reconstruction {a:+.1f} sd, likelihood {b:+.1f} sd"
         for a, b in zip(z_r, z_l, strict=True)

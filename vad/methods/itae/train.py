@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from vad.cache import checked_dataset, open_cache, write_h5
-from vad.methods.itae.clip_scores import likelihood_score, score_clips
+from vad.methods.itae.clip_scores import SCORE_BATCH, likelihood_score, score_clips
 from vad.methods.itae.clips import VideoClips
 from vad.methods.itae.features import appearance_input, motion_input
 from vad.methods.itae.losses import reconstruction_loss
@@ -57,7 +57,6 @@ def loss_terms(preset: ITAEPreset, step: str) -> tuple[str, ...]:
     if step == "glow":
         return GLOW_TERMS
     return ("loss", "l2", "gradient", *(("ms_ssim",) if preset.ms_ssim_weight else ()))
-SCORE_BATCH = 4  # clips per forward pass when scoring
 
 
 def step_settings(preset: ITAEPreset, step: str):
