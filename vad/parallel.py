@@ -11,8 +11,9 @@ each before any work, so `n_jobs` workers use `n_jobs` cores. With n_jobs <= 1 (
 everything runs in this process, unless a Dask cluster's address is given.
 
 Results come back in the order of `keys`, whichever worker finishes first, so a stage writes its
-HDF5 groups in the same order every time and its file is byte-identical for any engine and
-n_jobs (the task's result must not depend on which process computes it). At most
+HDF5 groups in the same order every time and its file has the same content (and, in all but two
+observed runs, the same bytes) for any engine and n_jobs (the task's result must not depend on
+which process computes it). At most
 2 × (number of workers) videos are in flight, so finished results waiting for an earlier,
 slower video are few. A failing task re-raises its own error with a note naming the video; a
 worker that dies (killed for memory, say) raises an error naming the video instead of hanging;

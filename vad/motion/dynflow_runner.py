@@ -1,6 +1,6 @@
 """The `dynamic_flow` stage's work: dynamic flow for every video of flow.h5, in parallel
 (vad.parallel: worker processes or a Dask cluster; videos written in flow.h5's order, so the
-file's bytes do not depend on either), resumable per video, written atomically to dynflow.h5
+content does not depend on either), resumable per video, written atomically to dynflow.h5
 (one (T, H, W, 3) uint8 map per frame).
 
 Each dynflow.h5 group carries the flow group's attrs, its own `digest` (of the maps as stored)

@@ -4,7 +4,7 @@ Per frame: detector boxes (HOG and/or ONNX, if enabled) filtered as HF2-VAD does
 minimum area, covered boxes), then motion-foreground boxes of what the detectors left
 (foreground.py). Videos run in parallel (vad.parallel, `n_jobs` workers, local processes or a
 Dask cluster, each building its own detectors; videos written in frames.h5's order, so the
-file's bytes do not depend on either); the output is resumable per video and appears only
+content does not depend on either); the output is resumable per video and appears only
 when complete (vad.cache.ResumableCache), as the flow stage's. A video is read a block of frames
 at a time and its frames go through the detectors and the foreground masks one after the other
 (`stream_video_objects`), so memory holds a block of frames and the video's boxes.
