@@ -12,6 +12,7 @@ import torch
 
 from vad.methods.dissociation.losses import gradient_loss, motion_loss, spatial_loss
 from vad.methods.dissociation.network import (
+    VARIANCE_EPSILON,
     Dissociation,
     MotionAutoencoder,
     NetworkConfig,
@@ -137,6 +138,7 @@ def _seeded_attention(channels: int) -> VarianceAttention:
 
 
 def test_attention_map_matches_eqs_8_and_9_computed_by_hand():
+    """Eq. 8's variance, relative to its maximum over the map (ours), through eq. 9's softmax."""
     attention = _seeded_attention(3)
     features = torch.randn(
         2, 3, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
@@ -146,13 +148,20 @@ def test_attention_map_matches_eqs_8_and_9_computed_by_hand():
         att = attention.attention_map(features).numpy()
         applied = attention(features).numpy()
     batch, depth, height, width = embedded.shape
-    expected = np.zeros((batch, 1, height, width))
+    variances = np.zeros((batch, height, width))
     for b in range(batch):
         for h in range(height):
             for w in range(width):
                 mean = sum(embedded[b, d, h, w] for d in range(depth)) / depth
-                variance = sum((embedded[b, d, h, w] - mean) ** 2 for d in range(depth)) / depth
-                expected[b, 0, h, w] = math.exp(variance)
+                variances[b, h, w] = (
+                    sum((embedded[b, d, h, w] - mean) ** 2 for d in range(depth)) / depth
+                )
+    expected = np.zeros((batch, 1, height, width))
+    for b in range(batch):
+        scale = max(variances[b].flat) + VARIANCE_EPSILON  # v' = v / max v
+        for h in range(height):
+            for w in range(width):
+                expected[b, 0, h, w] = math.exp(variances[b, h, w] / scale)
         expected[b] /= expected[b].sum()
     assert att.shape == (2, 1, 2, 3)
     np.testing.assert_allclose(att, expected, rtol=1e-12)
@@ -183,7 +192,12 @@ def test_attention_sums_to_one_and_favours_locations_whose_channels_vary_more():
     assert att.sum().item() == pytest.approx(1.0, abs=1e-12)
     assert att[1, 2] > att[0, 0] > att[2, 2]
     assert att[2, 2] == att[1, 1] == att[0, 1]  # variance 0
-    assert (att[1, 2] / att[2, 2]).item() == pytest.approx(math.exp(2.5))
+    largest = 2.5 + VARIANCE_EPSILON
+    assert (att[1, 2] / att[2, 2]).item() == pytest.approx(math.exp(2.5 / largest))
+    assert (att[0, 0] / att[2, 2]).item() == pytest.approx(math.exp(0.125 / largest))
+    with torch.no_grad():  # v relative to its maximum: the map does not depend on the scale
+        scaled = attention.attention_map(10 * features)[0, 0]
+    torch.testing.assert_close(scaled, att, rtol=1e-4, atol=0)  # but for eps
 
     model = Dissociation(NetworkConfig.cpu(1), seed=0)
     stack = torch.rand(2, 4, 32, 16)

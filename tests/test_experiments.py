@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from vad.experiments import TABLE_V_K, paper_experiments, queue_rows, run_experiments
+from vad.experiments import (
+    TABLE_V_K,
+    paper_experiments,
+    queue_rows,
+    run_experiments,
+    table_experiments,
+)
 
 STATUS_HEADER = "Task     Name        Created    Status\n"
 WORKERS = "\nWorker status: 1 active, 0 idle\n"
@@ -44,6 +50,24 @@ def test_paper_experiments_cover_table_v_and_table_vi():
     assert experiments["ped2-motion"] == ["fuse.alpha=0", "fuse.beta=1"]
     assert experiments["ped2-fused"] == ["fuse.alpha=0.5", "fuse.beta=0.5"]
     assert len(experiments) == 11
+
+
+def test_dissociation_experiments_cover_table_2_and_table_3():
+    experiments = dict(table_experiments("dissociation", prefix="ped2-"))
+    assert experiments["ped2-dissociation_spatial"] == [
+        "dissociation.streams=[spatial]", "dissociation.attention=false",
+        "dissociation.clusters=0",
+    ]  # fmt: skip
+    assert experiments["ped2-dissociation_kmeans"][1:] == [
+        "dissociation.attention=false", "dissociation.clusters=32"
+    ]  # fmt: skip
+    assert [experiments[f"ped2-dissociation_K{k}"] for k in (4, 8, 16, 64)] == [
+        [f"dissociation.clusters={k}"] for k in (4, 8, 16, 64)
+    ]
+    assert len(experiments) == 9
+    assert table_experiments("gmfc_vae") == paper_experiments()
+    with pytest.raises(ValueError, match="unknown experiment table"):
+        table_experiments("itae")
 
 
 def test_queue_rows_reads_only_our_tasks():

@@ -72,7 +72,7 @@ def test_check_params_command_passes_the_repository_params_without_importing_tor
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
         "params.yaml: OK (methods: baseline, gmfc_vae_rgb, gmfc_vae_dynflow, velocity, hf2vad, "
-        "itae)"
+        "itae, dissociation)"
     )
     probe = subprocess.run(
         [
@@ -334,7 +334,7 @@ def test_the_benchmark_checks_its_overrides_before_running(tmp_path, monkeypatch
 
 
 def test_the_paper_experiments_are_checked_with_their_overrides_before_queueing():
-    from vad.experiments import check_experiments, paper_experiments
+    from vad.experiments import check_experiments, dissociation_experiments, paper_experiments
 
     assert parse_overrides(["fuse.alpha=0", "data.root=/x", "methods=[baseline]"]) == {
         "fuse.alpha": 0,
@@ -342,6 +342,7 @@ def test_the_paper_experiments_are_checked_with_their_overrides_before_queueing(
         "methods": ["baseline"],
     }
     assert check_experiments(paper_experiments(), [], PARAMS) == []
+    assert check_experiments(dissociation_experiments(), [], PARAMS) == []
     errors = check_experiments(
         [("appearance", ["fuse.alpha=0", "fuse.beta=0"]), ("K0", ["gmfc_vae.K=0"])],
         ["data.name=ped2", "data.root=/no/such/ped2"],

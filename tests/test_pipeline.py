@@ -42,6 +42,8 @@ TINY = {
     "gmfc_vae": {"K": 2, "pretrain_epochs": 1, "epochs": 1, "train_score_stride": 4},
     "itae": {"size": [32, 32], "epochs": [1, 1], "clips_per_epoch": 4, "glow_steps": 2,
              "glow_hidden": 8, "test_stride": 8},
+    "dissociation": {"size": [32, 32], "epochs": [1, 1], "clips_per_epoch": 4, "clusters": 2,
+                     "kmeans_samples": 64},
 }
 GMFC = ("gmfc_vae_rgb", "gmfc_vae_dynflow")
 
@@ -126,9 +128,9 @@ def project(tmp_path_factory) -> Path:
 def test_repro_writes_metrics_summary_plots_and_figures(project):
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     assert list(metrics) == [
-        "protocol", "baseline", "velocity", "hf2vad", "itae", "gmfc_vae", *GMFC
+        "protocol", "baseline", "velocity", "hf2vad", "itae", "dissociation", "gmfc_vae", *GMFC
     ]  # fmt: skip
-    for model in ("baseline", "velocity", "hf2vad", "itae", "gmfc_vae", *GMFC):
+    for model in ("baseline", "velocity", "hf2vad", "itae", "dissociation", "gmfc_vae", *GMFC):
         for key in ("frame_auc_micro", "frame_auc_macro", "frame_eer", "pixel_auc", "pixel_eer"):
             assert key in metrics[model], (model, key)
         assert 0.0 <= metrics[model]["frame_auc_micro"] <= 1.0
@@ -136,7 +138,7 @@ def test_repro_writes_metrics_summary_plots_and_figures(project):
     summary = (project / "reports" / "summary.md").read_text()
     rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
     names = [row.split("|")[1].strip() for row in rows[1:]]
-    assert names == ["baseline", "velocity", "hf2vad", "itae", "gmfc_vae", *GMFC]
+    assert names == ["baseline", "velocity", "hf2vad", "itae", "dissociation", "gmfc_vae", *GMFC]
     assert "| gmfc_vae_rgb | part of gmfc_vae |" in summary
     auc = f"{metrics['baseline']['frame_auc_micro']:.3f}"
     assert rows[1].split("|")[3].strip() == auc
@@ -144,7 +146,9 @@ def test_repro_writes_metrics_summary_plots_and_figures(project):
     assert roc[0].keys() == {"fpr", "tpr"}
     assert (project / "reports" / "figures" / "roc.png").stat().st_size > 0
     overlays = {p.name.split("_test_")[0] for p in (project / "reports/figures/overlays").iterdir()}
-    assert overlays == {"baseline", "velocity", "hf2vad", "itae", "gmfc_vae"}  # fused, not parts
+    assert overlays == {
+        "baseline", "velocity", "hf2vad", "itae", "dissociation", "gmfc_vae"
+    }  # fused, not parts  # fmt: skip
     paper = json.loads((project / "reports" / "metrics_paper.json").read_text())
     assert paper["protocols"]["velocity"] == {
         "smoothing": "gaussian",
@@ -160,6 +164,7 @@ def test_repro_writes_metrics_summary_plots_and_figures(project):
     assert 0.0 <= paper["hf2vad"]["frame_auc_micro"] <= 1.0
     assert paper["protocols"]["itae"] == {"smoothing": "none", "normalization": "minmax"}
     assert paper["itae"]["protocol"]["uses_test_statistics"] is True  # per-video min-max
+    assert paper["dissociation"]["protocol"]["uses_test_statistics"] is True  # eq. 14
     history = json.loads((project / "reports" / "train" / "gmfc_vae_rgb.json").read_text())
     assert [row["phase"] for row in history] == ["pretrain", "vade"]
     assert history[0]["kl_latent"] is None and history[1]["kl_latent"] > 0
@@ -345,6 +350,7 @@ def test_a_method_added_through_the_registry_only(project, tmp_path):
         "velocity",
         "hf2vad",
         "itae",
+        "dissociation",
         "brightness",
         "gmfc_vae",
         *GMFC,

@@ -135,7 +135,7 @@ def benchmark(args: argparse.Namespace) -> None:
 def experiments(args: argparse.Namespace) -> None:
     from vad.experiments import main as run_paper_experiments
 
-    run_paper_experiments(args.prefix, args.set)
+    run_paper_experiments(args.prefix, args.set, args.table)
 
 
 def check_params(args: argparse.Namespace) -> None:
@@ -287,7 +287,14 @@ def main(argv: list[str] | None = None) -> None:
 
     p = commands.add_parser(
         "experiments",
-        help="queue and run Table V (K) and Table VI (alpha, beta) as DVC experiments",
+        help="queue and run a paper's tables as DVC experiments: GMFC-VAE's Table V (K) and "
+        "VI (alpha, beta), or dissociation's Table 2 (components) and 3 (clusters)",
+    )
+    p.add_argument(
+        "--table",
+        choices=["gmfc_vae", "dissociation"],
+        default="gmfc_vae",
+        help="whose tables: gmfc_vae (default) or dissociation",
     )
     p.add_argument("--prefix", default="", help="prepended to every experiment name")
     p.add_argument(

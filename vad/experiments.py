@@ -1,7 +1,11 @@
-"""The paper's experiments as queued DVC experiments (`python -m vad experiments`).
+"""The papers' experiments as queued DVC experiments (`python -m vad experiments`).
 
-Table V: frame AUC against the number of mixture components K (1, 2, 5, 10, 15, 20, 30, 40).
-Table VI: the stream ablation of eq. 18, (alpha, beta) = (1, 0), (0, 1), (0.5, 0.5).
+`--table gmfc_vae` (the default), Fan et al.: Table V, frame AUC against the number of mixture
+components K (1, 2, 5, 10, 15, 20, 30, 40); Table VI, the stream ablation of eq. 18,
+(alpha, beta) = (1, 0), (0, 1), (0.5, 0.5).
+`--table dissociation`, Chang et al. 2022: Table 2's components (spatial only, motion only,
+both, + variance attention, + deep K-means; all of them is the baseline itself) and Table 3's
+cluster counts (4, 8, 16, 64; 32 is the baseline), named `dissociation_<variant>`.
 Each is queued with `dvc exp run --queue -n <name> -S ...`, the queue is run with
 `dvc queue start`, this command waits for it, and `dvc exp show` prints the comparison.
 Changing K re-runs train onwards; changing alpha/beta re-runs only fuse and evaluate.
@@ -27,6 +31,36 @@ def paper_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
     for name, (alpha, beta) in TABLE_VI_STREAMS.items():
         experiments.append((f"{prefix}{name}", [f"fuse.alpha={alpha:g}", f"fuse.beta={beta:g}"]))
     return experiments
+
+
+DISSOCIATION_TABLE_2 = {
+    "spatial": {"streams": "[spatial]", "attention": "false", "clusters": "0"},
+    "motion": {"streams": "[motion]", "attention": "false", "clusters": "0"},
+    "both": {"streams": "[spatial,motion]", "attention": "false", "clusters": "0"},
+    "attention": {"streams": "[spatial,motion]", "attention": "true", "clusters": "0"},
+    "kmeans": {"streams": "[spatial,motion]", "attention": "false", "clusters": "32"},
+}
+DISSOCIATION_TABLE_3_K = (4, 8, 16, 64)
+TABLES = ("gmfc_vae", "dissociation")
+
+
+def dissociation_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
+    """(experiment name, `-S` overrides) for Chang et al.'s Table 2 and Table 3."""
+    experiments = [
+        (f"{prefix}dissociation_{name}", [f"dissociation.{k}={v}" for k, v in changes.items()])
+        for name, changes in DISSOCIATION_TABLE_2.items()
+    ]
+    for k in DISSOCIATION_TABLE_3_K:
+        experiments.append((f"{prefix}dissociation_K{k}", [f"dissociation.clusters={k}"]))
+    return experiments
+
+
+def table_experiments(table: str, prefix: str = "") -> list[tuple[str, list[str]]]:
+    if table == "gmfc_vae":
+        return paper_experiments(prefix)
+    if table == "dissociation":
+        return dissociation_experiments(prefix)
+    raise ValueError(f"unknown experiment table {table!r}; known: {', '.join(TABLES)}")
 
 
 def check_experiments(
@@ -109,11 +143,11 @@ def run_experiments(
         time.sleep(poll_seconds)
 
 
-def main(prefix: str, extra_sets: Sequence[str]) -> None:
+def main(prefix: str, extra_sets: Sequence[str], table: str = "gmfc_vae") -> None:
     baseline = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()  # the experiments' baseline, even if HEAD moves while they run
-    experiments = paper_experiments(prefix)
+    experiments = table_experiments(table, prefix)
     errors = check_experiments(experiments, extra_sets)
     if errors:  # refused before anything is queued, not by a stage of each experiment
         raise SystemExit("\n".join(errors))

@@ -18,6 +18,7 @@ REGISTRY = {
     "velocity": "vad.methods.velocity.method:VELOCITY",
     "hf2vad": "vad.methods.hf2vad.method:HF2VAD",
     "itae": "vad.methods.itae.method:ITAE",
+    "dissociation": "vad.methods.dissociation.method:DISSOCIATION",
 }
 
 

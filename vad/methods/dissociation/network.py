@@ -23,11 +23,14 @@ convolution is "same"-padded; only the blocks change sizes.
   the (attended) output of encoder block 2, then 1; a linear 3x3 output conv to C channels. No
   batchnorm anywhere.
 - Variance attention (eqs. 7-9): f = 1x1 conv of z; v = population variance of f over the D
-  channels at each location; att = softmax of v over the H x W locations.
+  channels at each location; att = softmax over the H x W locations of v divided by its
+  maximum over the map (the division is ours: `VarianceAttention`).
 
 Choices of ours that the paper does not state:
 - the attention map is applied as z * att * (H W): the rescaling makes a uniform map the
-  identity (the paper does not say how the map is applied);
+  identity (the paper does not say how the map is applied); the variance is divided by its
+  maximum over the map before eq. 9's softmax (without it the maps are one-hot at
+  initialisation);
 - the skip connections carry the encoder blocks' attended outputs (the attention is part of E_m);
 - the last decoder block of both auto-encoders has widths[0] channels, and both output convs are
   3x3 and linear (no activation: the difference can be negative);
@@ -49,6 +52,7 @@ from torch import Tensor, nn
 BLOCKS = 3
 DOWNSAMPLING = 2**BLOCKS  # each encoder block halves H and W
 PIXEL_SHUFFLE = 2
+VARIANCE_EPSILON = 1e-6  # v' = v / (max v + eps): a map of equal features stays uniform
 
 
 @dataclass(frozen=True)
@@ -151,10 +155,17 @@ class DecoderBlock(nn.Module):
 
 class VarianceAttention(nn.Module):
     """Sec. 3.4: f = W * z, a 1x1 conv (eq. 7); v(h, w) = (1/D) sum_d (f(h, w, d) - mean_d f)^2,
-    the population variance over the D channels (eq. 8); att = exp(v) / sum_{h, w} exp(v), a
-    softmax over the H x W locations (eq. 9). `forward` returns z * att * (H W): the paper does
-    not say how the map is applied; the rescaling by H W is our choice, so that a uniform map
-    leaves z unchanged."""
+    the population variance over the D channels (eq. 8); att = exp(v') / sum_{h, w} exp(v'), a
+    softmax over the H x W locations (eq. 9), of v' = v / (max_{h, w} v + eps), the variance
+    relative to its largest value over the map. `forward` returns z * att * (H W).
+
+    Ours, not the paper's: the paper does not say how the map is applied; the rescaling by H W
+    makes a uniform map leave z unchanged. And eq. 9 of the raw variance depends on the
+    features' scale: at initialisation the maps of blocks 2 and 3 were one-hot (one location
+    multiplied by H W, the rest by ~0) and the motion output reached ~2000 for inputs in
+    [0, 1] (dividing by the mean instead still left them near one-hot where one location holds
+    most of the variance); v' in [0, 1] is scale-free and bounds the ratio of any two weights
+    by e, so the most varying location gets at most e times the weight of a static one."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -165,7 +176,9 @@ class VarianceAttention(nn.Module):
         embedded = self.embedding(features)
         variance = embedded.var(dim=1, unbiased=False)  # (B, H, W), eq. 8
         batch, height, width = variance.shape
-        return torch.softmax(variance.flatten(1), dim=1).view(batch, 1, height, width)
+        relative = variance.flatten(1)
+        relative = relative / (relative.amax(dim=1, keepdim=True) + VARIANCE_EPSILON)
+        return torch.softmax(relative, dim=1).view(batch, 1, height, width)
 
     def forward(self, features: Tensor) -> Tensor:
         locations = features.shape[-2] * features.shape[-1]

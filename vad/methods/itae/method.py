@@ -138,9 +138,9 @@ class ITAEMethod(Method):
         }
 
     def prepare(self, inputs: Inputs, settings: Settings, out: Path) -> None:
-        from vad.methods.itae.prepared import write_prepared
+        from vad.methods.resized_frames import write_prepared
 
-        count = write_prepared(inputs["frames"], out, settings)
+        count = write_prepared(inputs["frames"], out, settings, desc="itae frames")
         print(f"{self.name}: {count} training frames at {settings['size']} -> {out}")
 
     def train(

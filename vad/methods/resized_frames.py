@@ -1,8 +1,8 @@
-"""ITAE's prepared file: every training video's frames at the model's size (T x H x W x C
-uint8, one frame per chunk so that a clip reads 16 chunks), which training reads; test videos
-stay in the frame cache, which the score stage reads. Written a block of frames at a time.
-File attr `train_digest`: the frame cache's digests of those videos and the size (a training
-checkpoint resumes only on the same data)."""
+"""The prepared file of the clip methods (ITAE, dissociation): every training video's frames at
+the model's size (T x H x W x C uint8, one frame per chunk so that a clip reads one chunk per
+frame), which training reads; test videos stay in the frame cache, which the score stage
+reads. Written a block of frames at a time. File attr `train_digest`: the frame cache's digests
+of those videos and the size (a training checkpoint resumes only on the same data)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from vad.frame_cache import frame_blocks, video_keys, video_length
 from vad.progress import progress as progress_bar
 
 
-def write_prepared(frames: Path, out: Path, settings: dict) -> int:
+def write_prepared(frames: Path, out: Path, settings: dict, desc: str = "frames") -> int:
     """Copy the training videos of `frames` resized to settings["size"] (width, height) into
     `out`; returns the number of frames written."""
     width, height = settings["size"]
@@ -22,7 +22,7 @@ def write_prepared(frames: Path, out: Path, settings: dict) -> int:
         raise ValueError(f"{frames}: no training videos")
     total, digests = 0, {}
     with write_h5(out, settings) as f:
-        for key in progress_bar(keys, desc="itae frames", unit="video"):
+        for key in progress_bar(keys, desc=desc, unit="video"):
             count = video_length(frames, key)
             with open_cache(frames) as source:
                 channels = source[key]["frames"].shape[-1]
@@ -41,8 +41,3 @@ def write_prepared(frames: Path, out: Path, settings: dict) -> int:
         f.attrs["train_digest"] = combine_digests({**digests, "size": f"{width}x{height}"})
     return total
 
-
-def training_videos(prepared: Path) -> list[str]:
-    """The keys `train/<name>` of the prepared file's videos."""
-    with open_cache(prepared) as f:
-        return [f"train/{name}" for name in sorted(f["train"])] if "train" in f else []
