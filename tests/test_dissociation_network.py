@@ -13,7 +13,9 @@ import torch
 from vad.methods.dissociation.losses import gradient_loss, motion_loss, spatial_loss
 from vad.methods.dissociation.network import (
     VARIANCE_EPSILON,
+    DecoderBlock,
     Dissociation,
+    EncoderBlock,
     MotionAutoencoder,
     NetworkConfig,
     SpatialAutoencoder,
@@ -233,7 +235,10 @@ def test_same_seed_same_weights_and_outputs():
         and tensor.dim() == 4
         and not torch.equal(tensor, other_state[name])
     ]
-    convolutions = [n for n, t in first_state.items() if n.endswith("weight") and t.dim() == 4]
+    convolutions = [
+        n for n, t in first_state.items()
+        if n.endswith("weight") and t.dim() == 4 and torch.count_nonzero(t) > 0
+    ]  # fmt: skip
     assert differing == convolutions
     clip = _clip(config, 16, 16)
     assert all(torch.equal(a, b) for a, b in zip(first(clip), second(clip), strict=True))
@@ -253,9 +258,27 @@ def test_initialisation_kaiming_with_the_leaky_relu_gain_and_zero_biases():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.motion.modules())
 
 
+def test_residual_branches_end_and_outputs_start_at_zero():
+    model = Dissociation(NetworkConfig.cpu(1), seed=0)
+    blocks = [m for m in model.modules() if isinstance(m, (EncoderBlock, DecoderBlock))]
+    assert len(blocks) == 12
+    assert all(torch.count_nonzero(block.residual[-1].weight) == 0 for block in blocks)
+    assert all(torch.count_nonzero(block.residual[0].weight) > 0 for block in blocks)
+    clip = _clip(model.config, 16, 24)
+    with torch.no_grad():
+        output = model(clip)
+    assert torch.count_nonzero(output.fif_reconstruction) == 0
+    assert torch.count_nonzero(output.difference) == 0
+    assert output.appearance.abs().mean() > 0 and output.motion.abs().mean() > 0
+
+
 def test_the_motion_decoder_uses_both_skip_connections():
     config = NetworkConfig.cpu(1)
     model = Dissociation(config, seed=0).eval()
+    with torch.no_grad():  # trained-like weights where the initialisation has zeros
+        for name, parameter in model.named_parameters():
+            if torch.count_nonzero(parameter) == 0 and not name.endswith("bias"):
+                parameter.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(3))
     stack = torch.rand(2, 4, 16, 16, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         motion, skips = model.motion.encode(stack)
