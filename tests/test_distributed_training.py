@@ -200,7 +200,8 @@ def test_two_gloo_ranks_train_gmfc_vae_like_one_process(tmp_path: Path, monkeypa
     # rank 0 alone wrote the outputs, timed the stage and reported
     for run in ("single", "ddp"):
         assert sorted(p.name for p in (tmp_path / run / "model").iterdir()) == ["model.pt"]
-        assert sorted(p.name for p in (tmp_path / run / "work").iterdir()) == ["checkpoint.pt"]
+        work = sorted(p.name for p in (tmp_path / run / "work").iterdir())
+        assert work == ["checkpoint.pt", "code.json"]  # code.json: vad.methods.runner
     assert sorted(p.name for p in (tmp_path / "timings").iterdir()) == [f"train@{METHOD}.json"]
     assert done.stdout.count(f"{METHOD}: vade 2 epoch(s)") == 1
 

@@ -249,3 +249,33 @@ def test_a_failing_figure_leaves_the_previous_reports(project, monkeypatch):
         reports / "figures" / "roc.png"
     ).is_file()
     assert "| baseline | method |" in (reports / "summary.md").read_text()
+
+
+def test_checkpoints_of_other_code_are_not_resumed(project, monkeypatch):
+    """The train stage's workdir records the code digests of the settings file; a run under
+    other code (a changed module) starts from an empty workdir, the same code keeps it."""
+    root = project["root"]
+    settings = root / "settings" / "baseline" / "train.json"
+    work = root / "work_code"
+
+    def train(path: Path) -> None:
+        run_train("baseline", path, root / "prepared.h5", root / "model_code", work,
+                  root / "history_code.json")  # fmt: skip
+
+    run_prepare("baseline", root / "settings" / "baseline" / "prepare.json",
+                root / "inputs" / "baseline.json", root / "prepared.h5")  # fmt: skip
+    train(settings)
+    (work / "checkpoint.pt").write_text("kept")
+    train(settings)
+    assert (work / "checkpoint.pt").read_text() == "kept"
+    plan = json.loads(settings.read_text())
+    plan["code"]["vad/training.py"] = "0" * 32
+    changed = root / "changed.json"
+    changed.write_text(json.dumps(plan))
+    train(changed)
+    assert not (work / "checkpoint.pt").exists()
+    assert json.loads((work / "code.json").read_text()) == plan["code"]
+    (work / "checkpoint.pt").write_text("unrecorded")
+    (work / "code.json").unlink()
+    train(changed)
+    assert not (work / "checkpoint.pt").exists()
