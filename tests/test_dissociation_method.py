@@ -348,3 +348,23 @@ def test_the_ablation_switches_train_and_score_what_they_name(
               out)  # fmt: skip
     test = read_scores(out).test["test_00"]
     assert set(test.extras) == extras and np.isfinite(test.frame_scores).all()
+
+
+def test_the_streaming_scorer_equals_the_score_stage(run):
+    """`vad score`'s scorer: every frame scored as it arrives (latency 0), first frames from
+    clips repeating frame 0, scores and maps equal to score@dissociation's up to float32
+    rounding (the stage runs clips in batches of 8, the stream one at a time: ~2e-5)."""
+    method = get_method("dissociation")
+    scorer = method.stream_scorer(run / "model", dissociation_params())
+    model = load_model(run / "model" / MODEL_FILE, "cpu")
+    expected = score_video(model, run / "frames.h5", "test/test_01", 8, torch.device("cpu"))
+    scored = []
+    for index, frame in enumerate(load_frames(run / "frames.h5", "test/test_01")):
+        returned = scorer.push(frame)
+        assert [s.index for s in returned] == [index]
+        scored += returned
+    assert scorer.finish() == [] and scorer.latency == 0
+    np.testing.assert_allclose([s.score for s in scored], expected.frame_scores, rtol=1e-4)
+    np.testing.assert_allclose(
+        np.stack([s.score_map for s in scored]), expected.score_maps, rtol=1e-4, atol=1e-7
+    )

@@ -7,7 +7,7 @@ concatenated bottleneck representations towards K centres. No optical flow.
 prepare: the training videos' frames at the model's size (vad.methods.resized_frames); train:
 the auto-encoders, K-means, then the alternating optimisation (train.py); score: eq. 13's
 pixel-level fusion of prediction error and cluster distance per frame (score.py), as score maps
-too.
+too; new footage frame by frame through vad.serve.scorers.dissociation (`vad score`).
 
 params.yaml `dissociation`: `preset` (ped2 | avenue | shanghaitech: the paper's, for a GPU |
 cpu, presets.py) with optional overrides; `streams`, `attention` and `clusters` switch the
@@ -86,6 +86,7 @@ class DissociationMethod(Method):
     package = "vad.methods.dissociation"
     inputs = ("frames",)
     budgets = {"ped2": CPU_BUDGET_PED2}
+    streaming = "vad.serve.scorers.dissociation:dissociation_scorer"
 
     def settings(self, params: dict) -> dict[str, Settings]:
         section = Section(params, "dissociation")
