@@ -42,8 +42,9 @@ benchmark: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH python -m vad benchmark $(DATA) $(ROOT) $(if $(METHODS),--methods $(METHODS))
 
 # The paper's Table V (K) and Table VI (stream ablation) as queued DVC experiments; waits for the
-# queue and prints `dvc exp show`. On Ped2: make experiments EXP_ARGS="--prefix ped2- \
-#   --set data.name=ped2 --set data.root=$(PED2)"
+# queue and prints `dvc exp show`. On Ped2 (the table's methods alone at their CPU budget, rows
+# into reports/ped2/): make experiments EXP_ARGS="--prefix ped2- --dataset ped2 --root $(PED2)"
+# (dissociation's tables: add --table dissociation or --table dissociation_budget)
 EXP_ARGS ?=
 experiments: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH python -m vad experiments $(EXP_ARGS)

@@ -64,7 +64,8 @@ def test_run_benchmark_writes_reports_from_the_experiment(tmp_path, monkeypatch)
             return ""
         if args[:3] == ["dvc", "exp", "run"]:
             assert stream  # a long run shows its progress
-            timings = Path(env["VAD_TIMINGS_DIR"])
+            timings = Path(env["VAD_TIMINGS_DIR"]) / "synthetic"  # DVC_EXP_NAME's subfolder
+            timings.mkdir()
             for stage, seconds in {"flow": 3.0, "train@gmfc_vae_rgb": 60.0}.items():
                 (timings / f"{stage}.json").write_text(
                     json.dumps({"stage": stage, "seconds": seconds})
@@ -85,7 +86,7 @@ def test_run_benchmark_writes_reports_from_the_experiment(tmp_path, monkeypatch)
     assert run_call[3:7] == ["--temp", "--force", "-n", "synthetic"]
     sets = [run_call[i + 1] for i, arg in enumerate(run_call) if arg == "-S"]
     assert "data.name=synthetic" in sets and f"data.root={tmp_path}" in sets
-    out = tmp_path / "reports" / "synthetic"
+    out = tmp_path / "reports" / "synthetic" / "all"
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert json.loads((out / "metrics_paper.json").read_text()) == paper
     assert (out / "summary.md").read_text() == SUMMARY
@@ -99,6 +100,15 @@ def test_run_benchmark_writes_reports_from_the_experiment(tmp_path, monkeypatch)
         and "| baseline | method | 0.700 |" in results
     )
     assert "make benchmark DATA=synthetic" in results
+    assert run["command"] == "make benchmark DATA=synthetic"
+    # the dataset's folder holds the newest row of every score set, with its source
+    dataset_dir = tmp_path / "reports" / "synthetic"
+    assert json.loads((dataset_dir / "metrics.json").read_text()) == metrics
+    sources = json.loads((dataset_dir / "sources.json").read_text())
+    assert sources["baseline"] == {
+        "run": "all", "command": "make benchmark DATA=synthetic", "git_revision": head
+    }  # fmt: skip
+    assert "<!-- benchmark:synthetic:rows:begin -->" in results
 
 
 def test_a_wrong_root_fails_before_any_work(tmp_path, monkeypatch):

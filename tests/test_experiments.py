@@ -64,7 +64,14 @@ def test_dissociation_experiments_cover_table_2_and_table_3():
     assert [experiments[f"ped2-dissociation_K{k}"] for k in (4, 8, 16, 64)] == [
         [f"dissociation.clusters={k}"] for k in (4, 8, 16, 64)
     ]
-    assert len(experiments) == 9
+    assert experiments["ped2-dissociation_full"] == [
+        "dissociation.streams=[spatial,motion]", "dissociation.attention=true",
+        "dissociation.clusters=32",
+    ]  # fmt: skip
+    assert len(experiments) == 10
+    budget = dict(table_experiments("dissociation_budget"))
+    assert budget["dissociation_epochs5_2"] == ["dissociation.epochs=[5,2]"]
+    assert len(budget) == 4
     assert table_experiments("gmfc_vae") == paper_experiments()
     with pytest.raises(ValueError, match="unknown experiment table"):
         table_experiments("itae")

@@ -123,9 +123,14 @@ def score(args: argparse.Namespace) -> None:
 
 
 def benchmark(args: argparse.Namespace) -> None:
-    from vad.bench.pipeline import refresh_report, run_benchmark
+    from vad.bench.pipeline import assemble_report, refresh_report, run_benchmark
 
     methods = args.methods.split(",") if args.methods else None
+    if args.assemble:
+        assemble_report(args.name, out=args.out)
+        return
+    if args.root is None:
+        raise SystemExit("vad benchmark: the dataset folder (root) is required to run")
     if args.refresh:
         refresh_report(args.name, args.root, out=args.out, methods=methods)
         return
@@ -135,7 +140,9 @@ def benchmark(args: argparse.Namespace) -> None:
 def experiments(args: argparse.Namespace) -> None:
     from vad.experiments import main as run_paper_experiments
 
-    run_paper_experiments(args.prefix, args.set, args.table)
+    run_paper_experiments(
+        args.prefix, args.set, args.table, args.dataset, args.root, args.collect
+    )
 
 
 def check_params(args: argparse.Namespace) -> None:
@@ -267,11 +274,12 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser(
         "benchmark",
         help="every enabled method on a real dataset at its CPU budget (dvc exp run); "
-        "writes reports/<name>/ and RESULTS.md's table",
+        "writes the run's folder reports/<name>/all/ (or /<m1+m2>/), reports/<name>/'s newest "
+        "row of every score set, and RESULTS.md's tables",
     )
     p.add_argument("name", choices=DATASET_NAMES)
-    p.add_argument("root", help="the dataset folder")
-    p.add_argument("--out", default=None, help="report folder (default reports/<name>)")
+    p.add_argument("root", nargs="?", default=None, help="the dataset folder")
+    p.add_argument("--out", default=None, help="dataset report folder (default reports/<name>)")
     p.add_argument(
         "--methods",
         default=None,
@@ -283,6 +291,12 @@ def main(argv: list[str] | None = None) -> None:
         help="run nothing: recompute run.json's frames and throughput and the RESULTS.md "
         "block from the report folder's stage times",
     )
+    p.add_argument(
+        "--assemble",
+        action="store_true",
+        help="run nothing: rebuild reports/<name>/metrics.json, metrics_paper.json, "
+        "sources.json, summary.md and RESULTS.md's rows block from the run folders under it",
+    )
     p.set_defaults(run=benchmark)
 
     p = commands.add_parser(
@@ -292,9 +306,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument(
         "--table",
-        choices=["gmfc_vae", "dissociation"],
+        choices=["gmfc_vae", "dissociation", "dissociation_budget"],
         default="gmfc_vae",
-        help="whose tables: gmfc_vae (default) or dissociation",
+        help="whose tables: gmfc_vae (default), dissociation or dissociation_budget",
+    )
+    p.add_argument(
+        "--dataset",
+        choices=DATASET_NAMES,
+        default=None,
+        help="run on this real dataset (with --root): the table's methods alone at their CPU "
+        "budget; rows into reports/<dataset>/experiments/<table>/ and reports/<dataset>/",
+    )
+    p.add_argument("--root", default=None, help="the dataset folder (with --dataset)")
+    p.add_argument(
+        "--collect",
+        action="store_true",
+        help="queue nothing: write the rows of the table's finished experiments (with "
+        "--dataset, --root and the same --prefix/--set as when they ran)",
     )
     p.add_argument("--prefix", default="", help="prepended to every experiment name")
     p.add_argument(

@@ -4,19 +4,30 @@
 components K (1, 2, 5, 10, 15, 20, 30, 40); Table VI, the stream ablation of eq. 18,
 (alpha, beta) = (1, 0), (0, 1), (0.5, 0.5).
 `--table dissociation`, Chang et al. 2022: Table 2's components (spatial only, motion only,
-both, + variance attention, + deep K-means; all of them is the baseline itself) and Table 3's
-cluster counts (4, 8, 16, 64; 32 is the baseline), named `dissociation_<variant>`.
+both, + variance attention, + deep K-means, and `full`: all of them, the baseline model at the
+experiments' own budget) and Table 3's cluster counts (4, 8, 16, 64; 32 is the full model),
+named `dissociation_<variant>`. `--table dissociation_budget`: the full model at 5 + 2,
+10 + 5, 20 + 10 and 40 + 20 epochs (the budget curve).
 Each is queued with `dvc exp run --queue -n <name> -S ...`, the queue is run with
 `dvc queue start`, this command waits for it, and `dvc exp show` prints the comparison.
 Changing K re-runs train onwards; changing alpha/beta re-runs only fuse and evaluate.
+
+`--dataset ped2 --root <folder>`: on a real dataset, with the table's methods alone (`methods`)
+at their CPU budget for it (`Method.budgets`, as `vad benchmark`), stage times recorded per
+experiment (data/timings/queue/<name>/); then the finished experiments become rows
+`<method>_<variant>` in reports/<dataset>/experiments/<table>/ (vad.bench.experiment_report),
+reports/<dataset>/ is re-assembled (vad.bench.dataset_report) and RESULTS.md gets the table's
+block. `--collect` does only that last part, for experiments already run.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 TABLE_V_K = (1, 2, 5, 10, 15, 20, 30, 40)
 TABLE_VI_STREAMS = {"appearance": (1.0, 0.0), "motion": (0.0, 1.0), "fused": (0.5, 0.5)}
@@ -34,6 +45,7 @@ def paper_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
 
 
 DISSOCIATION_TABLE_2 = {
+    "full": {"streams": "[spatial,motion]", "attention": "true", "clusters": "32"},
     "spatial": {"streams": "[spatial]", "attention": "false", "clusters": "0"},
     "motion": {"streams": "[motion]", "attention": "false", "clusters": "0"},
     "both": {"streams": "[spatial,motion]", "attention": "false", "clusters": "0"},
@@ -41,7 +53,14 @@ DISSOCIATION_TABLE_2 = {
     "kmeans": {"streams": "[spatial,motion]", "attention": "false", "clusters": "32"},
 }
 DISSOCIATION_TABLE_3_K = (4, 8, 16, 64)
-TABLES = ("gmfc_vae", "dissociation")
+DISSOCIATION_BUDGETS = ((5, 2), (10, 5), (20, 10), (40, 20))
+TABLES = ("gmfc_vae", "dissociation", "dissociation_budget")
+TABLE_METHODS = {  # the methods a table's experiments run, and the row each one is read from
+    "gmfc_vae": (("gmfc_vae_rgb", "gmfc_vae_dynflow"), "gmfc_vae"),
+    "dissociation": (("dissociation",), "dissociation"),
+    "dissociation_budget": (("dissociation",), "dissociation"),
+}
+QUEUE_TIMINGS = Path("data/timings/queue")
 
 
 def dissociation_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
@@ -55,11 +74,22 @@ def dissociation_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
     return experiments
 
 
+def budget_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
+    """(experiment name, `-S` overrides) of the dissociation budget curve."""
+    return [
+        (f"{prefix}dissociation_epochs{first}_{second}",
+         [f"dissociation.epochs=[{first},{second}]"])
+        for first, second in DISSOCIATION_BUDGETS
+    ]  # fmt: skip
+
+
 def table_experiments(table: str, prefix: str = "") -> list[tuple[str, list[str]]]:
     if table == "gmfc_vae":
         return paper_experiments(prefix)
     if table == "dissociation":
         return dissociation_experiments(prefix)
+    if table == "dissociation_budget":
+        return budget_experiments(prefix)
     raise ValueError(f"unknown experiment table {table!r}; known: {', '.join(TABLES)}")
 
 
@@ -108,9 +138,11 @@ def run_experiments(
     run: Runner = run_dvc,
     poll_seconds: float = 10.0,
     log: Callable[[str], object] | None = None,
+    start: Runner | None = None,
 ) -> dict[str, str]:
-    """Queue every experiment (with `extra_sets` added to each), run the queue with one worker,
-    wait for it, and return each experiment's final state. `log` gets progress lines."""
+    """Queue every experiment (with `extra_sets` added to each), run the queue with one worker
+    (`start` runs `dvc queue start`, default `run`), wait for it, and return each experiment's
+    final state. `log` gets progress lines."""
     if log is None:
         log = print_now
     names = {name for name, _ in experiments}
@@ -131,7 +163,7 @@ def run_experiments(
         overrides = [arg for value in [*sets, *extra_sets] for arg in ("-S", value)]
         run(["exp", "run", "--queue", "-n", name, *overrides])
         log(f"queued {name}: {' '.join([*sets, *extra_sets])}")
-    run(["queue", "start", "-j", "1"])
+    (start or run)(["queue", "start", "-j", "1"])
     started = time.monotonic()
     while True:
         states = queue_rows(run(["queue", "status"]), names)
@@ -143,15 +175,83 @@ def run_experiments(
         time.sleep(poll_seconds)
 
 
-def main(prefix: str, extra_sets: Sequence[str], table: str = "gmfc_vae") -> None:
+def dataset_sets(table: str, dataset: str, root: str) -> list[str]:
+    """The `-S` overrides that run a table on a real dataset: its data, the table's methods
+    alone, and their CPU budget for the dataset (as `vad benchmark`)."""
+    from vad.bench.pipeline import as_set, budget_overrides, frame_counts, merged_overrides
+
+    root_path = Path(root).expanduser().resolve()
+    frame_counts(dataset, root_path)  # a wrong root fails here, before anything is queued
+    methods = list(TABLE_METHODS[table][0])
+    overrides = {
+        "methods": methods,
+        **merged_overrides(dataset, root_path, budget_overrides(methods, dataset)),
+    }
+    return [f"{key}={as_set(value)}" for key, value in overrides.items()]
+
+
+def start_with_timings(args: Sequence[str]) -> str:
+    """`dvc <args>` with VAD_TIMINGS_DIR set, so that the worker it starts records each
+    experiment's stage times in QUEUE_TIMINGS/<name>/ (vad.timing)."""
+    env = {**os.environ, "VAD_TIMINGS_DIR": str(QUEUE_TIMINGS.resolve())}
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"`dvc {' '.join(args)}` failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def collect(table: str, prefix: str, dataset: str, sets: Sequence[str], command: str) -> None:
+    """Rows of the table's finished experiments into reports/<dataset>/, and RESULTS.md."""
+    from vad.bench.experiment_report import collect_experiments
+    from vad.bench.pipeline import RESULTS, assemble_report, replace_block
+
+    methods, row = TABLE_METHODS[table]
+    report = collect_experiments(dataset, table, table_experiments(table, prefix), row, prefix,
+                                 sets, methods, command, timings=QUEUE_TIMINGS)  # fmt: skip
+    folder = Path("reports") / dataset / "experiments" / table
+    if RESULTS.exists():
+        block = (f"Generated by `{command}` from {folder}/ (experiments of git "
+                 f"{report['git_revision'][:10]}; {os.cpu_count()} CPU cores).\n\n"
+                 + (folder / "summary.md").read_text())  # fmt: skip
+        RESULTS.write_text(
+            replace_block(RESULTS.read_text(), f"{dataset}:experiments:{table}", block)
+        )
+    assemble_report(dataset)
+
+
+def main(
+    prefix: str,
+    extra_sets: Sequence[str],
+    table: str = "gmfc_vae",
+    dataset: str | None = None,
+    root: str | None = None,
+    collect_only: bool = False,
+) -> None:
+    if (dataset is None) != (root is None) or (collect_only and dataset is None):
+        raise SystemExit("experiments: --dataset and --root go together (and --collect needs them)")
+    sets = [*dataset_sets(table, dataset, root), *extra_sets] if dataset else list(extra_sets)
+    command = " ".join([
+        "python -m vad experiments --table", table,
+        *(["--prefix", prefix] if prefix else []),
+        *(["--dataset", dataset, "--root", str(root)] if dataset else []),
+        *[f"--set {item}" for item in extra_sets],
+    ])  # fmt: skip
+    if not collect_only:
+        run_table(table, prefix, sets, timed=dataset is not None)
+    if dataset is not None:
+        collect(table, prefix, dataset, sets, command)
+
+
+def run_table(table: str, prefix: str, sets: Sequence[str], timed: bool) -> None:
+    """Queue the table's experiments with `sets`, wait, print `dvc exp show`."""
     baseline = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()  # the experiments' baseline, even if HEAD moves while they run
     experiments = table_experiments(table, prefix)
-    errors = check_experiments(experiments, extra_sets)
+    errors = check_experiments(experiments, sets)
     if errors:  # refused before anything is queued, not by a stage of each experiment
         raise SystemExit("\n".join(errors))
-    states = run_experiments(experiments, extra_sets)
+    states = run_experiments(experiments, sets, start=start_with_timings if timed else None)
     failed = sorted(name for name, state in states.items() if state != "Success")
     sys.stdout.write(run_dvc(["exp", "show", "--rev", baseline, "--only-changed", "--no-pager"]))
     if failed:

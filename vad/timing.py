@@ -2,7 +2,9 @@
 
 These files are outside DVC's view (not outputs, gitignored), so timings never change a
 tracked hash. `VAD_TIMINGS_DIR` moves them (the benchmark points it at its own folder, which
-also works for `dvc exp run --temp`). Usage in a stage script:
+also works for `dvc exp run --temp` and a `dvc queue` worker started with it set). Inside a DVC
+experiment (DVC sets `DVC_EXP_NAME` for its stages) they go to a subfolder named after the
+experiment, so that the experiments of one queue keep their own times. Usage in a stage script:
 
     with timed_stage("train@gmfc_vae_rgb"):
         ...
@@ -23,7 +25,11 @@ DEFAULT_DIR = Path("data/timings")
 
 
 def timings_dir() -> Path:
-    return Path(os.environ.get("VAD_TIMINGS_DIR") or DEFAULT_DIR)
+    """Where this process's stage times go: VAD_TIMINGS_DIR (or data/timings), in a subfolder
+    named after the DVC experiment when it runs inside one."""
+    base = Path(os.environ.get("VAD_TIMINGS_DIR") or DEFAULT_DIR)
+    experiment = os.environ.get("DVC_EXP_NAME")
+    return base / experiment if experiment else base
 
 
 @contextmanager
