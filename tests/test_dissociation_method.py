@@ -18,8 +18,9 @@ from vad.cache import open_cache
 from vad.config import ConfigError
 from vad.datasets import open_dataset
 from vad.frame_cache import load_frames, write_frame_cache
+from vad.methods.clip_batches import clamped_clip
 from vad.methods.dissociation import train as train_module
-from vad.methods.dissociation.clips import clip_ending_at, training_clip, training_starts
+from vad.methods.dissociation.clips import clip_ending_at, training_starts
 from vad.methods.dissociation.clustering import (
     DeepKMeans,
     cluster_distance,
@@ -76,7 +77,7 @@ def test_training_clips_start_every_stride_and_a_short_video_repeats_its_last_fr
     assert training_starts(12, 5, 3) == [0, 3, 6]
     assert training_starts(5, 5, 2) == [0]
     assert training_starts(3, 5, 2) == [0]
-    np.testing.assert_array_equal(training_clip(0, 5, 3), [0, 1, 2, 2, 2])
+    np.testing.assert_array_equal(clamped_clip(0, 5, 3), [0, 1, 2, 2, 2])
     with pytest.raises(ValueError, match="at least one frame"):
         training_starts(0, 5, 1)
 

@@ -17,6 +17,7 @@ from vad.cache import open_cache
 from vad.config import ConfigError
 from vad.datasets import open_dataset
 from vad.frame_cache import load_frames, write_frame_cache
+from vad.methods.clip_batches import clamped_clip
 from vad.methods.itae import train as train_module
 from vad.methods.itae.clip_scores import (
     cell_maps,
@@ -25,7 +26,7 @@ from vad.methods.itae.clip_scores import (
     frame_errors,
     likelihood_score,
 )
-from vad.methods.itae.clips import FrameAverage, VideoClips, clip_frames, clip_starts
+from vad.methods.itae.clips import FrameAverage, VideoClips, clip_starts
 from vad.methods.itae.presets import PRESETS, resolved_preset
 from vad.methods.itae.train import CHECKPOINT_NAME, train_model
 from vad.methods.plan import write_inputs, write_settings
@@ -78,12 +79,12 @@ def test_clips_cover_every_frame_the_last_ending_at_the_videos_end(
 ):
     starts = clip_starts(frames, length, stride)
     assert starts == expected
-    covered = np.unique(np.concatenate([clip_frames(s, length, frames) for s in starts]))
+    covered = np.unique(np.concatenate([clamped_clip(s, length, frames) for s in starts]))
     np.testing.assert_array_equal(covered, np.arange(frames))
 
 
 def test_a_video_shorter_than_a_clip_repeats_its_last_frame():
-    np.testing.assert_array_equal(clip_frames(0, 6, 4), [0, 1, 2, 3, 3, 3])
+    np.testing.assert_array_equal(clamped_clip(0, 6, 4), [0, 1, 2, 3, 3, 3])
     frames = np.arange(4, dtype=np.uint8).reshape(4, 1, 1, 1) * 50
     batch = VideoClips(frames, 6, 2).batch([0])
     assert batch.shape == (1, 1, 6, 1, 1)

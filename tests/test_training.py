@@ -18,6 +18,7 @@ from vad.training import (
     epoch_generator,
     epoch_order,
     guard_finite,
+    history_rows,
     resolve_device,
     run_epoch,
 )
@@ -102,3 +103,20 @@ def test_run_epoch_weights_batch_means_by_batch_size() -> None:
     means = run_epoch(step, np.array([4, 0, 3, 1, 2]), 2, ("loss",), "test", progress=False)
     assert seen == [([0, 4], 1, 3), ([1, 3], 2, 3), ([2], 3, 3)]  # each batch sorted
     assert means == {"loss": pytest.approx((4 * 2 + 4 * 2 + 2 * 1) / 5)}
+
+
+def test_history_rows_count_epochs_across_phases_with_every_term_in_every_row():
+    history = {
+        "pretrain": {"reconstruction": [3.0, 2.0], "loss": [3.0, 2.0]},
+        "unused": {"loss": []},
+        "joint": {"loss": [1.5], "kl": [np.float32(0.5)]},
+        "epoch_seconds": {"pretrain": [9.0, 9.0], "joint": [9.0]},  # not a phase: left out
+    }
+    rows = history_rows(history, ("pretrain", "unused", "joint"))
+    assert rows == [
+        {"epoch": 1, "phase": "pretrain", "loss": 3.0, "reconstruction": 3.0, "kl": None},
+        {"epoch": 2, "phase": "pretrain", "loss": 2.0, "reconstruction": 2.0, "kl": None},
+        {"epoch": 3, "phase": "joint", "loss": 1.5, "reconstruction": None, "kl": 0.5},
+    ]
+    assert [list(row) for row in rows][0][:3] == ["epoch", "phase", "loss"]  # loss first
+    assert type(rows[2]["kl"]) is float  # numpy scalars become JSON-ready floats

@@ -191,3 +191,22 @@ def run_epoch(
         terms = ", ".join(f"{name}={value:.4g}" for name, value in means.items())
         print(f"{desc}: {terms} ({time.perf_counter() - start:.1f} s)", flush=True)
     return means
+
+
+def history_rows(history: Mapping[str, Mapping[str, Sequence[float]]], phases: Sequence[str]
+                 ) -> list[dict]:  # fmt: skip
+    """Per-epoch loss terms as DVC plot rows: `epoch` counts on across the phases, `loss`
+    comes first, and every row has every term (None where its phase has none: DVC plots rows
+    of equal keys only). Wall-clock seconds stay out (printed instead), so equal runs write
+    equal files."""
+    terms = dict.fromkeys(term for phase in phases for term in history.get(phase, {}))
+    names = ["loss", *(term for term in terms if term != "loss")]
+    rows = []
+    for phase in phases:
+        terms_of_phase = history.get(phase, {})
+        for index in range(len(terms_of_phase.get("loss", []))):
+            row = {"epoch": len(rows) + 1, "phase": phase}
+            row.update({name: float(terms_of_phase[name][index]) if name in terms_of_phase
+                        else None for name in names})  # fmt: skip
+            rows.append(row)
+    return rows

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vad.frame_cache import BLOCK_FRAMES, frame_blocks, video_keys
-from vad.methods.dissociation.clips import clip_ending_at, gather
+from vad.methods.clip_batches import gather
+from vad.methods.dissociation.clips import clip_ending_at
 from vad.methods.dissociation.model import DissociationModel, load_model
 from vad.progress import progress as progress_bar
 from vad.scores import ScoreStream, VideoScores

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from vad.cache import open_cache
-from vad.methods.dissociation.clips import gather, training_clip, training_starts
+from vad.methods.clip_batches import clamped_clip, gather
+from vad.methods.dissociation.clips import training_starts
 from vad.methods.dissociation.clustering import (
     DeepKMeans,
     cluster_loss,
@@ -44,7 +45,14 @@ from vad.methods.dissociation.presets import (
     preset_to_json,
     resolved_preset,
 )
-from vad.training import Checkpoint, epoch_order, guard_finite, resolve_device, run_epoch
+from vad.training import (
+    Checkpoint,
+    epoch_order,
+    guard_finite,
+    history_rows,
+    resolve_device,
+    run_epoch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +81,7 @@ class TrainingClips:
         parts = []
         for v in sorted({self.pairs[i][0] for i in index}):
             count = len(self.frames[v])
-            clips = [training_clip(s, self.length, count) for i in index
+            clips = [clamped_clip(s, self.length, count) for i in index
                      for u, s in [self.pairs[i]] if u == v]  # fmt: skip
             parts.append(gather(self.frames[v], clips))
         return torch.cat(parts)
@@ -277,20 +285,6 @@ class Trainer:
         self.model.eval()
 
 
-def history_rows(history: dict) -> list[dict]:
-    """One row per epoch (both phases in order) for the stage's plot file; every row has every
-    term, None where its phase has none."""
-    terms = list(dict.fromkeys(t for phase in PHASES for t in history[phase] if t != "loss"))
-    rows, epoch = [], 0
-    for phase in PHASES:
-        for i in range(len(history[phase].get("loss", []))):
-            epoch += 1
-            row = {"epoch": epoch, "phase": phase, "loss": history[phase]["loss"][i]}
-            row.update({t: history[phase][t][i] if t in history[phase] else None for t in terms})
-            rows.append(row)
-    return rows
-
-
 def train_model(
     prepared: Path,
     preset: DissociationPreset,
@@ -331,4 +325,4 @@ def train_dissociation(
     for phase in PHASES:
         seconds = history["epoch_seconds"][phase]
         print(f"dissociation: {phase} {len(seconds)} epoch(s) in {sum(seconds):.1f} s")
-    return history_rows(history)
+    return history_rows(history, PHASES)

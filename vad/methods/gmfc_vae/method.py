@@ -151,6 +151,7 @@ class GmfcVaeStream(Method):
             save_model,
             train_gmfc_vae,
         )
+        from vad.training import history_rows
 
         torch.set_num_threads(settings["threads"])
         train_settings = GmfcTrainSettings(**settings["model"])
@@ -235,24 +236,6 @@ def _network_patch(patches: Section) -> int:
             "height: the test patches tile the frame",
         )
     return patch
-
-
-def history_rows(history: dict, phases: tuple[str, ...]) -> list[dict]:
-    """Per-epoch loss terms as DVC plot rows; `epoch` counts on across the phases, and every
-    row has every term (null where a phase has none: DVC cannot plot rows of unequal keys).
-
-    Wall-clock seconds stay out (they are printed instead), so equal runs write equal files."""
-    names = list(dict.fromkeys(term for phase in phases for term in history[phase]))
-    rows = []
-    for phase in phases:
-        terms = history[phase]
-        for index in range(len(terms["loss"])):
-            row = {"epoch": len(rows) + 1, "phase": phase}
-            row.update(
-                {term: float(terms[term][index]) if term in terms else None for term in names}
-            )
-            rows.append(row)
-    return rows
 
 
 GMFC_VAE_RGB = GmfcVaeStream("rgb")

@@ -143,11 +143,10 @@ class HF2VADMethod(Method):
         from vad.methods.hf2vad.presets import customized, fitted_to_cubes, get_preset
         from vad.methods.hf2vad.train import (
             PHASES,
-            history_rows,
             train_network,
             write_training_errors,
         )
-        from vad.training import resolve_device
+        from vad.training import history_rows, resolve_device
 
         torch.set_num_threads(settings["threads"])
         preset = customized(
@@ -174,7 +173,7 @@ class HF2VADMethod(Method):
         for phase in PHASES:
             seconds = trained.history["epoch_seconds"][phase]
             print(f"{self.name}: {phase} {len(seconds)} epoch(s) in {sum(seconds):.1f} s")
-        return history_rows(trained.history)
+        return history_rows(trained.history, PHASES)
 
     def score(
         self,

@@ -298,18 +298,3 @@ def read_training_errors(path: Path, name: str) -> dict:
         video: dict = {key: read_dataset(group[key]) for key in group}
         video["num_frames"] = int(group.attrs["num_frames"])
     return video
-
-
-def history_rows(history: dict) -> list[dict]:
-    """Per-epoch loss terms as DVC plot rows: `epoch` counts on across the phases and every
-    row has every term (null where its phase has none: DVC plots rows of equal keys only).
-    Wall-clock seconds stay out (printed instead), so equal runs write equal files."""
-    names = list(dict.fromkeys(term for phase in PHASES for term in LOSS_TERMS[phase]))
-    rows = []
-    for phase in PHASES:
-        terms = history[phase]
-        for index in range(len(terms["loss"])):
-            row = {"epoch": len(rows) + 1, "phase": phase}
-            row.update({n: float(terms[n][index]) if n in terms else None for n in names})
-            rows.append(row)
-    return rows

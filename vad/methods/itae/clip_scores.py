@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vad.methods.itae.clips import FrameAverage, VideoClips, clip_frames
+from vad.methods.clip_batches import clamped_clip
+from vad.methods.itae.clips import FrameAverage, VideoClips
 from vad.methods.itae.features import appearance_input, motion_input
 from vad.methods.itae.model import ITAEModel
 
@@ -85,7 +86,7 @@ def score_clips(
         if cells is not None and maps is None:
             maps = FrameAverage(count, cells.shape[2:])
         for i, start in enumerate(starts):
-            frames = clip_frames(start, preset.clip_length, count)
+            frames = clamped_clip(start, preset.clip_length, count)
             recon.add(frames, r[i])
             nll_a.add(frames, np.full(len(frames), float(a[i])))
             nll_m.add(frames, np.full(len(frames), float(m[i])))

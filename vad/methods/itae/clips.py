@@ -3,7 +3,7 @@ where they start in a video, which frames they hold, and batches of them as tens
 
 A video of n >= T frames has clips starting at 0, stride, 2 stride, ... and one more ending at
 its last frame (so every frame is in a clip); a video shorter than T has one clip starting at 0
-whose missing frames repeat its last frame (`clip_frames` clamps the indices). At test time a
+whose missing frames repeat its last frame (`clamped_clip` clamps the indices). At test time a
 frame's score is the mean over every clip it appears in (the paper's "mean of error values in
 all segments in which it appears"), each appearance counted.
 """
@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import torch
 
-from vad.cache import read_dataset
+from vad.methods.clip_batches import clamped_clip, gather
 
 
 def clip_starts(num_frames: int, length: int, stride: int) -> list[int]:
@@ -32,17 +32,6 @@ def clip_starts(num_frames: int, length: int, stride: int) -> list[int]:
     return starts
 
 
-def clip_frames(start: int, length: int, num_frames: int) -> np.ndarray:
-    """The frame indices of the clip starting at `start` (clamped to the last frame)."""
-    return np.minimum(np.arange(start, start + length), num_frames - 1)
-
-
-def as_tensor(frames: np.ndarray) -> torch.Tensor:
-    """(B, T, H, W, C) uint8 -> (B, C, T, H, W) float32 in [0, 1]."""
-    array = np.ascontiguousarray(np.moveaxis(frames, -1, 1), dtype=np.float32) / np.float32(255)
-    return torch.from_numpy(array)
-
-
 class VideoClips:
     """The clips of one video's frames (an array or an HDF5 dataset, T x H x W x C uint8)."""
 
@@ -54,13 +43,7 @@ class VideoClips:
 
     def batch(self, starts: Sequence[int]) -> torch.Tensor:
         """The clips starting at `starts`, (B, C, T, H, W) in [0, 1]."""
-        index = [clip_frames(s, self.length, self.num_frames) for s in starts]
-        wanted = np.unique(np.concatenate(index))
-        rows = read_dataset(self.frames, wanted) if isinstance(self.frames, h5py.Dataset) else (
-            self.frames[wanted]
-        )
-        position = {frame: i for i, frame in enumerate(wanted)}
-        return as_tensor(np.stack([rows[[position[f] for f in clip]] for clip in index]))
+        return gather(self.frames, [clamped_clip(s, self.length, self.num_frames) for s in starts])
 
 
 class FrameAverage:

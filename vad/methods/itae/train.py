@@ -40,6 +40,7 @@ from vad.training import (
     Checkpoint,
     epoch_order,
     guard_finite,
+    history_rows,
     resolve_device,
     run_epoch,
 )
@@ -275,20 +276,6 @@ def write_training_scores(path: Path, videos: dict[str, dict[str, np.ndarray]]) 
                 checked_dataset(group, key, np.asarray(array, np.float32))
 
 
-def history_rows(history: dict) -> list[dict]:
-    """One row per epoch (both steps in order) for the stage's plot file; every row has every
-    term, None where its step has none (as the other methods' histories)."""
-    terms = [t for step in STEPS for t in history[step] if t != "loss"]
-    rows, epoch = [], 0
-    for step in STEPS:
-        for i in range(len(history[step]["loss"])):
-            epoch += 1
-            row = {"epoch": epoch, "phase": step, "loss": history[step]["loss"][i]}
-            row.update({t: history[step][t][i] if t in history[step] else None for t in terms})
-            rows.append(row)
-    return rows
-
-
 def train_itae(prepared: Path, settings: dict, model_dir: Path, workdir: Path) -> list[dict]:
     """The train stage: both steps, the training scores and statistics, the model file."""
     from vad.methods.itae.method import MODEL_FILE, TRAIN_SCORES_FILE
@@ -304,6 +291,6 @@ def train_itae(prepared: Path, settings: dict, model_dir: Path, workdir: Path) -
     for step in STEPS:
         seconds = history["epoch_seconds"][step]
         print(f"itae: {step} {len(seconds)} epoch(s) in {sum(seconds):.1f} s")
-    return history_rows(history)
+    return history_rows(history, STEPS)
 
 

@@ -15,7 +15,7 @@ import torch
 
 from vad.frame_cache import convert_frames
 from vad.methods.base import Method, ScoredFrame, StreamScorer
-from vad.methods.dissociation.clips import as_tensor
+from vad.methods.clip_batches import as_tensor
 from vad.methods.dissociation.model import DissociationModel, load_model
 from vad.methods.dissociation.score import cell_means, error_maps
 
