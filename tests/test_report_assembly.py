@@ -137,11 +137,13 @@ def test_finished_experiments_become_rows_with_their_overrides_and_times(repo):
     assert report["missing"] == ["ped2-dissociation_K8"]
     k4 = report["experiments"]["dissociation_K4"]
     assert k4["method_seconds"] == 100.0  # its own stage, not the shared flow
-    assert k4["overrides"] == ["dissociation.clusters=4", "dissociation.epochs=[10,5]"]
+    assert k4["overrides"] == ["dissociation.clusters=4"]
+    assert report["common_overrides"] == ["dissociation.epochs=[10,5]"]
     assert k4["baseline"] == git(repo, "rev-parse", "main").strip() == report["git_revision"]
     assert report["experiments"]["dissociation_spatial"]["stage_seconds"] == {}
     summary = (out / "summary.md").read_text()
     assert "| dissociation_K4 | 0.700 |" in summary and "ped2-dissociation_K8" in summary
+    assert "Every experiment also ran with `dissociation.epochs=[10,5]`" in summary
     # the rows join the dataset's report beside the benchmark's own
     benchmark_row = {"dissociation": {"frame_auc_micro": 0.65}}
     write_run(repo / "reports" / "ped2" / "all", "HEAD", benchmark_row)
@@ -189,3 +191,34 @@ def test_a_dataset_table_runs_its_methods_alone_at_their_budget(tmp_path):
         main("", [], "dissociation", dataset="ped2")
     with pytest.raises(SystemExit, match="--collect needs them"):
         main("", [], "dissociation", collect_only=True)
+
+
+def test_a_dataset_table_sets_its_data_methods_and_budget_and_the_users_sets_win(
+    tmp_path, monkeypatch
+):
+    collected = {}
+
+    def record(table, prefix, dataset, sets, command):
+        collected.update(table=table, sets=sets, command=command)
+
+    monkeypatch.setattr("vad.experiments.collect", record)
+    monkeypatch.setattr("vad.experiments.run_table", lambda *args, **kw: pytest.fail("ran"))
+    main("s-", ["dissociation.epochs=[1,1]"], "dissociation", dataset="synthetic",
+         root=str(tmp_path), collect_only=True)  # fmt: skip
+    sets = collected["sets"]
+    assert sets[0] == "methods=[dissociation]"  # the table's methods alone
+    main("s-", ["methods=[dissociation,baseline]"], "dissociation", dataset="synthetic",
+         root=str(tmp_path), collect_only=True)  # fmt: skip
+    chosen = [item for item in collected["sets"] if item.startswith("methods=")]
+    assert chosen == ["methods=[dissociation,baseline]"]  # a user's set replaces the table's
+    main("s-", ["dissociation.epochs=[1,1]"], "dissociation", dataset="synthetic",
+         root=str(tmp_path), collect_only=True)  # fmt: skip
+    sets = collected["sets"]
+    assert "data.name=synthetic" in sets and f"data.root={tmp_path.resolve()}" in sets
+    assert [item for item in sets if item.startswith("dissociation.epochs")] == [
+        "dissociation.epochs=[1,1]"
+    ]
+    assert collected["command"] == (
+        f"python -m vad experiments --table dissociation --prefix s- --dataset synthetic "
+        f"--root {tmp_path} --set dissociation.epochs=[1,1]"
+    )

@@ -229,7 +229,12 @@ def main(
 ) -> None:
     if (dataset is None) != (root is None) or (collect_only and dataset is None):
         raise SystemExit("experiments: --dataset and --root go together (and --collect needs them)")
-    sets = [*dataset_sets(table, dataset, root), *extra_sets] if dataset else list(extra_sets)
+    sets = list(extra_sets)
+    if dataset is not None:  # the table's dataset overrides, less the keys `extra_sets` set
+        chosen = {item.partition("=")[0] for item in extra_sets}
+        own = [item for item in dataset_sets(table, dataset, root)
+               if item.partition("=")[0] not in chosen]  # fmt: skip
+        sets = [*own, *extra_sets]
     command = " ".join([
         "python -m vad experiments --table", table,
         *(["--prefix", prefix] if prefix else []),

@@ -130,7 +130,7 @@ def collect_experiments(
             "experiment": name,
             "baseline": baseline_of(ref),
             "commit": run(["git", "rev-parse", ref]).strip(),
-            "overrides": [*sets, *common_sets],
+            "overrides": list(sets),
             "stage_seconds": stage_seconds,
             "method_seconds": method_seconds(stage_seconds, methods),
         }
@@ -148,6 +148,7 @@ def collect_experiments(
             key=lambda rev: int(run(["git", "show", "-s", "--format=%ct", rev]).strip() or 0),
         ),
         "methods": list(methods),
+        "common_overrides": list(common_sets),
         "experiments": entries,
         "missing": missing,
     }
@@ -155,7 +156,7 @@ def collect_experiments(
         ("metrics.json", json.dumps(metrics, indent=2) + "\n"),
         ("metrics_paper.json", json.dumps(paper, indent=2) + "\n"),
         ("run.json", json.dumps(report, indent=2) + "\n"),
-        ("summary.md", rows_table(metrics, paper, entries, missing)),
+        ("summary.md", rows_table(metrics, paper, entries, missing, common_sets)),
     ):
         with atomic_output(out / file_name) as tmp:
             tmp.write_text(content)
@@ -180,9 +181,12 @@ def keep_log(name: str, folder: Path, run: Runner) -> None:
         tmp.write_text(clean_log(text))
 
 
-def rows_table(metrics: dict, paper: dict, entries: dict, missing: Sequence[str]) -> str:
+def rows_table(
+    metrics: dict, paper: dict, entries: dict, missing: Sequence[str], common: Sequence[str]
+) -> str:
     """Markdown: each variant's frame and pixel AUC (strict), its paper-protocol frame AUC,
-    the overrides that define it and its stages' seconds."""
+    the overrides that define it and its stages' seconds; under it the overrides common to
+    every experiment."""
     lines = [
         "| row | frame AUC | frame AUC macro | pixel AUC ¹ | frame AUC, paper's protocol "
         "| overrides | seconds |",
@@ -202,6 +206,7 @@ def rows_table(metrics: dict, paper: dict, entries: dict, missing: Sequence[str]
         ]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + f"\n\n{PIXEL_FOOTNOTE}\n"
+    text += f"\nEvery experiment also ran with {' '.join(f'`{item}`' for item in common)}.\n"
     if missing:
         text += f"\nNot run (no experiment ref): {', '.join(missing)}.\n"
     return text
