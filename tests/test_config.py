@@ -37,3 +37,24 @@ def test_missing_section_and_file(tmp_path):
         Section({}, "fuse")
     with pytest.raises(ConfigError, match="not found"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_number_lists_and_booleans_are_read_with_their_bounds_and_named_errors():
+    section = Section({"m": {"epochs": [2, 0], "rates": [1, 0.5], "bad": [1, True],
+                             "short": [1], "low": [0, 3], "flag": True, "word": "yes",
+                             "none": None}}, "m")  # fmt: skip
+    assert section.numbers("epochs", 2) == [2, 0]
+    rates = section.numbers("rates", 2, float, 0.0)
+    assert rates == [1.0, 0.5] and all(type(v) is float for v in rates)
+    assert section.numbers("none", 3) is None and section.numbers("absent", 3) is None
+    with pytest.raises(ConfigError, match=r"'m.rates' must be null or a list of 2 integers"):
+        section.numbers("rates", 2)  # 0.5 is no integer
+    with pytest.raises(ConfigError, match=r"'m.bad' .* \[a, b\], got \[1, True\]"):
+        section.numbers("bad", 2, names="[a, b]")  # a boolean is no number
+    with pytest.raises(ConfigError, match=r"'m.short' must be null or a list of 2"):
+        section.numbers("short", 2)
+    with pytest.raises(ConfigError, match=r"'m.low' must be null or a list of 2 integers >= 1"):
+        section.numbers("low", 2, int, 1)
+    assert section.bool("flag") is True
+    with pytest.raises(ConfigError, match=r"'m.word' must be true or false, got 'yes'"):
+        section.bool("word")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Callable, Iterable
 from difflib import get_close_matches
@@ -125,6 +126,35 @@ class Section:
         if above is not None and value <= above:
             raise self._fail(key, f"must be > {above}, got {value}")
         return float(value)
+
+    def bool(self, key: str, default: Any = None) -> bool:
+        value = self._get(key, _REQUIRED if default is None else default)
+        if not isinstance(value, bool):
+            raise self._fail(key, f"must be true or false, got {value!r}")
+        return value
+
+    def numbers(
+        self, key: str, length: int, kind: type = builtins.int, minimum: float = 0, names: str = ""
+    ) -> list | None:
+        """Null (None), or a list of `length` numbers of `kind` (int: integers only; float:
+        any number) each >= `minimum`; `names` describes the positions in the error, e.g.
+        "[autoencoder, glow]"."""
+        value = self.values.get(key)
+        if value is None:
+            return None
+        wanted = (int,) if kind is int else (int, float)
+        if (
+            not isinstance(value, list)
+            or len(value) != length
+            or not all(isinstance(v, wanted) and not isinstance(v, bool) for v in value)
+            or any(v < minimum for v in value)
+        ):
+            what = "integers" if kind is int else "numbers"
+            names = f" {names}" if names else ""
+            raise self._fail(
+                key, f"must be null or a list of {length} {what} >= {minimum}{names}, got {value!r}"
+            )
+        return [kind(v) for v in value]
 
     def size(self, key: str, allow_none: bool = False) -> tuple[int, int] | None:
         """A [width, height] pair of positive integers (or null when allowed)."""

@@ -46,28 +46,6 @@ def optional(section: Section, key: str, read) -> object:
     return None if section.values.get(key) is None else read(key)
 
 
-def epochs_pair(section: Section) -> list[int] | None:
-    """`epochs`: null, or [auto-encoders alone, alternating], two ints >= 0."""
-    value = section.values.get("epochs")
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-    ):
-        raise section.error("epochs", f"must be null or [autoencoders, alternating]: two "
-                            f"ints >= 0, got {value!r}")  # fmt: skip
-    return list(value)
-
-
-def boolean(section: Section, key: str) -> bool:
-    value = section.values.get(key)
-    if not isinstance(value, bool):
-        raise section.error(key, f"must be true or false, got {value!r}")
-    return value
-
-
 def stream_list(section: Section) -> list[str]:
     value = section.values.get("streams")
     if (
@@ -99,7 +77,7 @@ class DissociationMethod(Method):
         size = optional(section, "size", section.size)
         overrides = {
             "size": list(size) if size is not None else None,
-            "epochs": epochs_pair(section),
+            "epochs": section.numbers("epochs", 2, names="[autoencoders, alternating]"),
             "batch_size": optional(section, "batch_size", lambda k: section.int(k, minimum=1)),
             "learning_rate": optional(
                 section, "learning_rate", lambda k: section.float(k, minimum=0.0)
@@ -138,7 +116,7 @@ class DissociationMethod(Method):
             "preset": preset,
             **overrides,
             "streams": stream_list(section),
-            "attention": boolean(section, "attention"),
+            "attention": section.bool("attention"),
             "seed": section.int("seed", minimum=0),
         }
         runtime = {

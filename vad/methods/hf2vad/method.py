@@ -60,26 +60,10 @@ KEYS = (
 )
 
 
-def optional_ints(section: Section, key: str, length: int, minimum: int) -> list[int] | None:
-    """`key`: null, or a list of `length` integers >= `minimum`."""
-    value = section.values.get(key)
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) != length
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)
-    ):
-        raise section.error(
-            key, f"must be null or a list of {length} integers >= {minimum}, got {value!r}"
-        )
-    return list(value)
-
-
 def cvae_channels(section: Section) -> list[int] | None:
     """`cvae_channels`: null or LEVELS channel counts, the last two equal (the CVAE's two latent
     levels share their layers)."""
-    channels = optional_ints(section, "cvae_channels", LEVELS, 1)
+    channels = section.numbers("cvae_channels", LEVELS, int, 1)
     if channels is not None and channels[-1] != channels[-2]:
         raise section.error(
             "cvae_channels", f"must end with two equal counts (the latent levels), got {channels}"
@@ -110,9 +94,9 @@ class HF2VADMethod(Method):
             "prepare": {},
             "train": {
                 "preset": preset,
-                "epochs": optional_ints(section, "epochs", STAGES, 0),
-                "batch_sizes": optional_ints(section, "batch_sizes", STAGES, 1),
-                "memae_channels": optional_ints(section, "memae_channels", LEVELS, 1),
+                "epochs": section.numbers("epochs", STAGES, int, 0),
+                "batch_sizes": section.numbers("batch_sizes", STAGES, int, 1),
+                "memae_channels": section.numbers("memae_channels", LEVELS, int, 1),
                 "num_slots": num_slots,
                 "cvae_channels": cvae_channels(section),
                 "seed": section.int("seed", minimum=0),

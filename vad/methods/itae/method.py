@@ -50,23 +50,7 @@ KEYS = (
 )
 
 
-def optional_pair(section: Section, key: str, kind: type, minimum: float) -> list | None:
-    """`key`: null, or [autoencoder, glow] numbers of `kind` >= `minimum`."""
-    value = section.values.get(key)
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        or (kind is int and not all(isinstance(v, int) for v in value))
-        or any(v < minimum for v in value)
-    ):
-        raise section.error(
-            key, f"must be null or [autoencoder, glow]: two {kind.__name__}s >= {minimum}, "
-            f"got {value!r}"
-        )  # fmt: skip
-    return [kind(v) for v in value]
+STEP_NAMES = "[autoencoder, glow]"
 
 
 def optional_int(section: Section, key: str, minimum: int) -> int | None:
@@ -95,9 +79,9 @@ class ITAEMethod(Method):
             lambda_l = section.float("lambda_l", minimum=0.0)
         overrides = {
             "size": list(size) if size is not None else None,
-            "epochs": optional_pair(section, "epochs", int, 0),
-            "batch_sizes": optional_pair(section, "batch_sizes", int, 1),
-            "learning_rates": optional_pair(section, "learning_rates", float, 0.0),
+            "epochs": section.numbers("epochs", 2, int, 0, STEP_NAMES),
+            "batch_sizes": section.numbers("batch_sizes", 2, int, 1, STEP_NAMES),
+            "learning_rates": section.numbers("learning_rates", 2, float, 0.0, STEP_NAMES),
             "clips_per_epoch": optional_int(section, "clips_per_epoch", 1),
             "train_stride": optional_int(section, "train_stride", 1),
             "test_stride": optional_int(section, "test_stride", 1),
