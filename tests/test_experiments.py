@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from vad.config import load_params
 from vad.experiments import (
     TABLE_V_K,
     paper_experiments,
@@ -64,10 +65,10 @@ def test_dissociation_experiments_cover_table_2_and_table_3():
     assert [experiments[f"ped2-dissociation_K{k}"] for k in (4, 8, 16, 64)] == [
         [f"dissociation.clusters={k}"] for k in (4, 8, 16, 64)
     ]
-    assert experiments["ped2-dissociation_full"] == [
-        "dissociation.streams=[spatial,motion]", "dissociation.attention=true",
-        "dissociation.clusters=32",
-    ]  # fmt: skip
+    assert experiments["ped2-dissociation_full"] == []  # params.yaml's own: every component
+    own = load_params()["dissociation"]
+    assert own["streams"] == ["spatial", "motion"] and own["attention"] is True
+    assert own["clusters"] is None or own["clusters"] > 0  # so `full` is the full model
     assert len(experiments) == 10
     budget = dict(table_experiments("dissociation_budget"))
     assert budget["dissociation_epochs5_2"] == ["dissociation.epochs=[5,2]"]

@@ -201,7 +201,7 @@ def rows_table(
             f"{values.get('frame_auc_macro', float('nan')):.3f}",
             "—" if values.get("pixel_auc") is None else f"{values['pixel_auc']:.3f}",
             "—" if paper_auc is None else f"{paper_auc:.3f}",
-            " ".join(f"`{item}`" for item in entry["overrides"]),
+            " ".join(f"`{item}`" for item in entry["overrides"]) or "none (params.yaml's own)",
             "—" if seconds is None else f"{seconds:.0f}",
         ]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
