@@ -7,6 +7,7 @@ import pytest
 from vad.config import load_params
 from vad.experiments import (
     TABLE_V_K,
+    experiment_sets,
     paper_experiments,
     queue_rows,
     run_experiments,
@@ -103,9 +104,9 @@ def test_run_experiments_queues_starts_and_waits_for_every_task():
     queued = [call for call in dvc.calls if call[:3] == ["exp", "run", "--queue"]]
     assert queued[0] == ["exp", "run", "--queue", "-n", "K1"] + [
         "-S",
-        "gmfc_vae.K=1",
-        "-S",
         "data.name=ped2",
+        "-S",
+        "gmfc_vae.K=1",
     ]
     assert queued[1][4] == "appearance" and queued[1].count("-S") == 3
     start = dvc.calls.index(["queue", "start", "-j", "1"])
@@ -122,3 +123,15 @@ def test_run_experiments_clears_finished_records_and_refuses_busy_names():
     with pytest.raises(SystemExit, match="K1 are already queued or running"):
         run_experiments([("K1", ["gmfc_vae.K=1"])], run=busy, poll_seconds=0, log=lambda _: None)
     assert not any(call[:2] == ["exp", "run"] for call in busy.calls)
+
+
+def test_a_variants_own_value_wins_over_the_tables_shared_sets():
+    shared = ["dissociation.epochs=[20,10]", "data.name=ped2"]
+    assert experiment_sets(["dissociation.epochs=[5,2]"], shared) == [
+        "data.name=ped2", "dissociation.epochs=[5,2]"
+    ]  # fmt: skip
+    dvc = FakeDvc(["No experiment tasks in the queue.\n", status(("e5", "Success"))])
+    run_experiments([("e5", ["dissociation.epochs=[5,2]"])], shared, run=dvc, poll_seconds=0,
+                    log=lambda _: None)  # fmt: skip
+    [queued] = [call for call in dvc.calls if call[:3] == ["exp", "run", "--queue"]]
+    assert "dissociation.epochs=[20,10]" not in queued and "dissociation.epochs=[5,2]" in queued

@@ -93,6 +93,14 @@ def table_experiments(table: str, prefix: str = "") -> list[tuple[str, list[str]
     raise ValueError(f"unknown experiment table {table!r}; known: {', '.join(TABLES)}")
 
 
+def experiment_sets(sets: Sequence[str], extra_sets: Sequence[str]) -> list[str]:
+    """An experiment's `-S` overrides: the `extra_sets` shared by the table, less the keys the
+    experiment sets itself, then its own (a variant's value wins: the budget table's epochs
+    over a budget's)."""
+    own = {item.partition("=")[0] for item in sets}
+    return [*(item for item in extra_sets if item.partition("=")[0] not in own), *sets]
+
+
 def check_experiments(
     experiments: list[tuple[str, list[str]]], extra_sets: Sequence[str], params: dict | None = None
 ) -> list[str]:
@@ -103,7 +111,7 @@ def check_experiments(
     params = load_params() if params is None else params
     errors = []
     for name, sets in experiments:
-        overrides = parse_overrides([*sets, *extra_sets])
+        overrides = parse_overrides(experiment_sets(sets, extra_sets))
         errors += [f"{name}: {error}" for error in check_params(with_overrides(params, overrides))]
     return errors
 
@@ -160,9 +168,9 @@ def run_experiments(
         log(f"replacing the earlier experiment {name!r}")
         run(["exp", "remove", name])
     for name, sets in experiments:
-        overrides = [arg for value in [*sets, *extra_sets] for arg in ("-S", value)]
-        run(["exp", "run", "--queue", "-n", name, *overrides])
-        log(f"queued {name}: {' '.join([*sets, *extra_sets])}")
+        values = experiment_sets(sets, extra_sets)
+        run(["exp", "run", "--queue", "-n", name, *(arg for v in values for arg in ("-S", v))])
+        log(f"queued {name}: {' '.join(values)}")
     (start or run)(["queue", "start", "-j", "1"])
     started = time.monotonic()
     while True:

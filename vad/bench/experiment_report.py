@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from vad.cache import atomic_output
+from vad.experiments import experiment_sets
 from vad.params.check import parse_overrides
 from vad.report import PIXEL_FOOTNOTE
 from vad.timing import read_timings
@@ -112,7 +113,7 @@ def collect_experiments(
             missing.append(name)
             continue
         check_params_hold(name, yaml.safe_load(run(["git", "show", f"{ref}:params.yaml"])),
-                          [*sets, *common_sets])  # fmt: skip
+                          experiment_sets(sets, common_sets))  # fmt: skip
         run_metrics = json.loads(run(["git", "show", f"{ref}:reports/metrics.json"]))
         run_paper = json.loads(run(["git", "show", f"{ref}:reports/metrics_paper.json"]))
         if row not in run_metrics:
