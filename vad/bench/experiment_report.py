@@ -207,7 +207,10 @@ def rows_table(
         ]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + f"\n\n{PIXEL_FOOTNOTE}\n"
-    text += f"\nEvery experiment also ran with {' '.join(f'`{item}`' for item in common)}.\n"
+    text += (
+        f"\nEvery experiment also ran with {' '.join(f'`{item}`' for item in common)}, "
+        "except for the keys its own overrides set.\n"
+    )
     if missing:
         text += f"\nNot run (no experiment ref): {', '.join(missing)}.\n"
     return text
