@@ -201,11 +201,9 @@ def dataset_sets(table: str, dataset: str, root: str) -> list[str]:
 def start_with_timings(args: Sequence[str]) -> str:
     """`dvc <args>` with VAD_TIMINGS_DIR set, so that the worker it starts records each
     experiment's stage times in QUEUE_TIMINGS/<name>/ (vad.timing)."""
-    env = {**os.environ, "VAD_TIMINGS_DIR": str(QUEUE_TIMINGS.resolve())}
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        raise SystemExit(f"`dvc {' '.join(args)}` failed:\n{result.stderr.strip()}")
-    return result.stdout
+    from vad.bench.pipeline import run
+
+    return run(["dvc", *args], env={**os.environ, "VAD_TIMINGS_DIR": str(QUEUE_TIMINGS.resolve())})
 
 
 def collect(table: str, prefix: str, dataset: str, sets: Sequence[str], command: str) -> None:

@@ -14,31 +14,19 @@ per experiment) when the queue's worker was started with it; the experiment's lo
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
+from vad.bench.dataset_report import commit_time
+from vad.bench.pipeline import Runner, method_seconds, run
 from vad.cache import atomic_output
 from vad.experiments import experiment_sets
 from vad.params.check import parse_overrides
 from vad.report import PIXEL_FOOTNOTE
 from vad.timing import read_timings
-
-Runner = Callable[[Sequence[str]], str]  # args -> standard output; raises on failure
-
-
-def run_git_or_dvc(args: Sequence[str]) -> str:
-    """Standard output of a git or dvc command; SystemExit with its message if it fails."""
-    try:
-        done = subprocess.run(list(args), capture_output=True, text=True)
-    except FileNotFoundError as error:
-        raise SystemExit(f"`{' '.join(args)}`: {args[0]} is not installed here") from error
-    if done.returncode != 0:
-        raise SystemExit(f"`{' '.join(args)}` failed ({done.returncode}):\n{done.stderr.strip()}")
-    return done.stdout
 
 
 def experiment_refs(run: Runner) -> list[str]:
@@ -97,7 +85,7 @@ def collect_experiments(
     command: str,
     timings: Path | None = None,
     out: Path | None = None,
-    run: Runner = run_git_or_dvc,
+    run: Runner = run,
 ) -> dict:
     """Write reports/<dataset>/experiments/<table>/ from the finished experiments; returns its
     run.json. Experiments without a ref are listed under `missing`, not guessed."""
@@ -133,7 +121,7 @@ def collect_experiments(
             "commit": run(["git", "rev-parse", ref]).strip(),
             "overrides": list(sets),
             "stage_seconds": stage_seconds,
-            "method_seconds": method_seconds(stage_seconds, methods),
+            "method_seconds": round(sum(method_seconds(stage_seconds, list(methods)).values()), 1),
         }
         keep_log(name, out / "logs", run)
     if not entries:
@@ -144,10 +132,7 @@ def collect_experiments(
         "table": table,
         "command": command,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "git_revision": max(
-            (entry["baseline"] for entry in entries.values()),
-            key=lambda rev: int(run(["git", "show", "-s", "--format=%ct", rev]).strip() or 0),
-        ),
+        "git_revision": max((entry["baseline"] for entry in entries.values()), key=commit_time),
         "methods": list(methods),
         "common_overrides": list(common_sets),
         "experiments": entries,
@@ -162,14 +147,6 @@ def collect_experiments(
         with atomic_output(out / file_name) as tmp:
             tmp.write_text(content)
     return report
-
-
-def method_seconds(stage_seconds: dict[str, float], methods: Sequence[str]) -> float:
-    """Seconds of the stages of these methods (`<kind>@<method>`)."""
-    own = [
-        seconds for stage, seconds in stage_seconds.items() if stage.partition("@")[2] in methods
-    ]
-    return round(sum(own), 1)
 
 
 def keep_log(name: str, folder: Path, run: Runner) -> None:

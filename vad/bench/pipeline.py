@@ -44,7 +44,10 @@ Runner = Callable[..., str]  # (args, env=None, stream=False) -> standard output
 def run(args: Sequence[str], env: dict | None = None, stream: bool = False) -> str:
     """Run a command; its standard output, or SystemExit with its own message. With `stream`,
     its output goes to this terminal as it comes (a long run shows its progress) instead."""
-    done = subprocess.run(list(args), capture_output=not stream, text=True, env=env)
+    try:
+        done = subprocess.run(list(args), capture_output=not stream, text=True, env=env)
+    except FileNotFoundError as error:
+        raise SystemExit(f"`{' '.join(args)}`: {args[0]} is not installed here") from error
     if done.returncode != 0:
         message = "" if stream else f":\n{done.stderr.strip()}"
         raise SystemExit(f"`{' '.join(args)}` failed ({done.returncode}){message}")
