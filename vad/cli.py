@@ -14,6 +14,7 @@ import sys
 from vad.datasets import DATASET_NAMES, open_dataset
 from vad.datasets.base import DatasetError
 from vad.diagnose.command import add_diagnose_arguments, run_diagnose
+from vad.experiments import TABLES
 
 
 def info(args: argparse.Namespace) -> None:
@@ -306,9 +307,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument(
         "--table",
-        choices=["gmfc_vae", "dissociation", "dissociation_budget"],
+        choices=list(TABLES),
         default="gmfc_vae",
-        help="whose tables: gmfc_vae (default), dissociation or dissociation_budget",
+        help="whose tables: gmfc_vae (default), dissociation, dissociation_budget or "
+        "dissociation_cluster_weight",
     )
     p.add_argument(
         "--dataset",
