@@ -143,6 +143,8 @@ def test_finished_experiments_become_rows_with_their_overrides_and_times(repo):
     assert report["experiments"]["dissociation_spatial"]["stage_seconds"] == {}
     summary = (out / "summary.md").read_text()
     assert "| dissociation_K4 | 0.700 |" in summary and "ped2-dissociation_K8" in summary
+    k4_line = next(line for line in summary.splitlines() if line.startswith("| dissociation_K4"))
+    assert k4_line.endswith(f"| 100 | {k4['baseline'][:7]} |")  # its seconds and its commit
     assert "Every experiment also ran with `dissociation.epochs=[10,5]`" in summary
     # the rows join the dataset's report beside the benchmark's own
     benchmark_row = {"dissociation": {"frame_auc_micro": 0.65}}

@@ -163,12 +163,12 @@ def rows_table(
     metrics: dict, paper: dict, entries: dict, missing: Sequence[str], common: Sequence[str]
 ) -> str:
     """Markdown: each variant's frame and pixel AUC (strict), its paper-protocol frame AUC,
-    the overrides that define it and its stages' seconds; under it the overrides common to
-    every experiment."""
+    the overrides that define it, its stages' seconds and the commit it was queued on (rows of
+    one table may come from several); under it the overrides common to every experiment."""
     lines = [
         "| row | frame AUC | frame AUC macro | pixel AUC ¹ | frame AUC, paper's protocol "
-        "| overrides | seconds |",
-        "|---|---|---|---|---|---|---|",
+        "| overrides | seconds | git |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for variant, entry in entries.items():
         values = metrics[variant]
@@ -181,6 +181,7 @@ def rows_table(
             "—" if paper_auc is None else f"{paper_auc:.3f}",
             " ".join(f"`{item}`" for item in entry["overrides"]) or "none (params.yaml's own)",
             "—" if seconds is None else f"{seconds:.0f}",
+            entry["baseline"][:7],
         ]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + f"\n\n{PIXEL_FOOTNOTE}\n"
