@@ -137,12 +137,9 @@ def print_now(line: str) -> None:
 
 def run_dvc(args: Sequence[str]) -> str:
     """Run `dvc <args>`; its standard output, or SystemExit with DVC's own message."""
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(
-            f"`dvc {' '.join(args)}` failed ({result.returncode}):\n{result.stderr.strip()}"
-        )
-    return result.stdout
+    from vad.bench.pipeline import run
+
+    return run(["dvc", *args])
 
 
 def queue_rows(status: str, names: set[str]) -> dict[str, str]:
