@@ -29,10 +29,10 @@ from vad.methods.dissociation.clustering import (
     soft_assignment,
 )
 from vad.methods.dissociation.method import MODEL_FILE, PRESET_NAMES
-from vad.methods.dissociation.model import load_model
+from vad.methods.dissociation.model import build_model, load_model
 from vad.methods.dissociation.presets import PRESETS, resolved_preset
 from vad.methods.dissociation.score import score_video
-from vad.methods.dissociation.train import CHECKPOINT_NAME, train_model
+from vad.methods.dissociation.train import CHECKPOINT_NAME, autoencoder_losses, train_model
 from vad.methods.plan import write_inputs, write_settings
 from vad.methods.registry import get_method
 from vad.methods.runner import run_prepare, run_train
@@ -164,6 +164,7 @@ def test_presets_hold_the_papers_values():
         ({"attention": "yes"}, "dissociation.attention"),
         ({"epochs": [1]}, "dissociation.epochs"),
         ({"alpha": 0}, "dissociation.alpha"),
+        ({"gradient_weight": -0.1}, "dissociation.gradient_weight"),
         ({"clusters": -1}, "dissociation.clusters"),
         ({"kmeans_samples": 2}, "kmeans_samples"),
         ({"preset": "gpu"}, "dissociation.preset"),
@@ -173,6 +174,25 @@ def test_presets_hold_the_papers_values():
 def test_a_bad_setting_is_named(changes, message):
     with pytest.raises(ConfigError, match=message):
         get_method("dissociation").settings(dissociation_params(**changes))
+
+
+def test_the_gradient_weight_reaches_eq_6_in_training():
+    method = get_method("dissociation")
+    clip = torch.rand(2, 1, 5, 24, 32, generator=torch.Generator().manual_seed(0))
+    losses = {}
+    for weight in (None, 0.0, 0.5):
+        settings = method.settings(dissociation_params(gradient_weight=weight))["train"]
+        preset = resolved_preset(settings)
+        model = build_model(preset, 1, ("spatial", "motion"), True, seed=0)
+        with torch.no_grad():
+            losses[weight] = autoencoder_losses(model, clip, with_cluster=False)
+    assert resolved_preset(method.settings(dissociation_params())["train"]).gradient_weight == 1
+    default, none, half = (losses[w] for w in (None, 0.0, 0.5))
+    assert default["loss"] == default["spatial"] + default["motion_l2"] + default["motion_gradient"]
+    assert none["loss"] == none["spatial"] + none["motion_l2"]
+    torch.testing.assert_close(
+        half["loss"], half["spatial"] + half["motion_l2"] + 0.5 * half["motion_gradient"]
+    )
 
 
 def test_map_cell_is_a_score_setting_only():

@@ -310,6 +310,10 @@ def test_gradient_loss_by_hand():
     assert loss.gradient.item() == pytest.approx(7 / 3)
     assert loss.total.item() == pytest.approx(13 / 9 + 7 / 3)
     assert all(term.dim() == 0 for term in loss)
+    weighted = motion_loss(target, output, gradient_weight=0.25)  # only the gradient term
+    assert weighted.l2.item() == pytest.approx(13 / 9)
+    assert weighted.gradient.item() == pytest.approx(7 / 3)
+    assert weighted.total.item() == pytest.approx(13 / 9 + 7 / 12)
 
 
 def _moving_square_clip(config: NetworkConfig) -> torch.Tensor:

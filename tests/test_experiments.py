@@ -74,10 +74,11 @@ def test_dissociation_experiments_cover_table_2_and_table_3():
     budget = dict(table_experiments("dissociation_budget"))
     assert budget["dissociation_epochs5_2"] == ["dissociation.epochs=[5,2]"]
     assert len(budget) == 4
-    weights = dict(table_experiments("dissociation_cluster_weight"))
+    weights = dict(table_experiments("dissociation_weights"))
     assert weights == {
         "dissociation_lambda0.01": ["dissociation.lambda_cluster=0.01"],
-        "dissociation_lambda0.001": ["dissociation.lambda_cluster=0.001"],
+        "dissociation_gradient0.1": ["dissociation.gradient_weight=0.1"],
+        "dissociation_gradient0.01": ["dissociation.gradient_weight=0.01"],
     }
     assert table_experiments("gmfc_vae") == paper_experiments()
     with pytest.raises(ValueError, match="unknown experiment table"):

@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         choices=list(TABLES),
         default="gmfc_vae",
         help="whose tables: gmfc_vae (default), dissociation, dissociation_budget or "
-        "dissociation_cluster_weight",
+        "dissociation_weights",
     )
     p.add_argument(
         "--dataset",

@@ -7,8 +7,9 @@ components K (1, 2, 5, 10, 15, 20, 30, 40); Table VI, the stream ablation of eq.
 both, + variance attention, + deep K-means, and `full`: params.yaml's own settings, all of
 them, at the experiments' own budget) and Table 3's cluster counts (4, 8, 16, 64; 32 is the
 full model), named `dissociation_<variant>`. `--table dissociation_budget`: the full model at 5 + 2,
-10 + 5, 20 + 10 and 40 + 20 epochs (the budget curve). `--table dissociation_cluster_weight`:
-the full model with eq. 12's lambda_r at 0.01 and 0.001 instead of 0.1 (not a paper table).
+10 + 5, 20 + 10 and 40 + 20 epochs (the budget curve). `--table dissociation_weights`: the full
+model with eq. 12's lambda_r at 0.01 instead of 0.1, or eq. 6's gradient term weighted 0.1 or
+0.01 instead of 1 (not a paper table).
 Each is queued with `dvc exp run --queue -n <name> -S ...`, the queue is run with
 `dvc queue start`, this command waits for it, and `dvc exp show` prints the comparison.
 Changing K re-runs train onwards; changing alpha/beta re-runs only fuse and evaluate.
@@ -55,13 +56,17 @@ DISSOCIATION_TABLE_2 = {
 }
 DISSOCIATION_TABLE_3_K = (4, 8, 16, 64)
 DISSOCIATION_BUDGETS = ((5, 2), (10, 5), (20, 10), (40, 20))
-DISSOCIATION_CLUSTER_WEIGHTS = (0.01, 0.001)  # lambda_r of eq. 12 below the paper's 0.1
-TABLES = ("gmfc_vae", "dissociation", "dissociation_budget", "dissociation_cluster_weight")
+DISSOCIATION_WEIGHTS = {  # loss weights other than the paper's (lambda_r 0.1, gradient term 1)
+    "lambda0.01": {"lambda_cluster": "0.01"},  # eq. 12's cluster term
+    "gradient0.1": {"gradient_weight": "0.1"},  # eq. 6's gradient term
+    "gradient0.01": {"gradient_weight": "0.01"},
+}
+TABLES = ("gmfc_vae", "dissociation", "dissociation_budget", "dissociation_weights")
 TABLE_METHODS = {  # the methods a table's experiments run, and the row each one is read from
     "gmfc_vae": (("gmfc_vae_rgb", "gmfc_vae_dynflow"), "gmfc_vae"),
     "dissociation": (("dissociation",), "dissociation"),
     "dissociation_budget": (("dissociation",), "dissociation"),
-    "dissociation_cluster_weight": (("dissociation",), "dissociation"),
+    "dissociation_weights": (("dissociation",), "dissociation"),
 }
 QUEUE_TIMINGS = Path("data/timings/queue")
 
@@ -86,13 +91,13 @@ def budget_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
     ]  # fmt: skip
 
 
-def cluster_weight_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
-    """(experiment name, `-S` overrides) of the full dissociation model with a smaller cluster
-    weight lambda_r (eq. 12): the paper's 0.1 lets the cluster term dominate the alternating
-    phase's loss at the CPU budget."""
+def weight_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
+    """(experiment name, `-S` overrides) of the full dissociation model with smaller loss
+    weights: at the CPU budget the cluster term dominates eq. 12, and eq. 6's gradient term
+    keeps the motion auto-encoder's prediction at zero."""
     return [
-        (f"{prefix}dissociation_lambda{weight:g}", [f"dissociation.lambda_cluster={weight:g}"])
-        for weight in DISSOCIATION_CLUSTER_WEIGHTS
+        (f"{prefix}dissociation_{name}", [f"dissociation.{k}={v}" for k, v in changes.items()])
+        for name, changes in DISSOCIATION_WEIGHTS.items()
     ]
 
 
@@ -103,8 +108,8 @@ def table_experiments(table: str, prefix: str = "") -> list[tuple[str, list[str]
         return dissociation_experiments(prefix)
     if table == "dissociation_budget":
         return budget_experiments(prefix)
-    if table == "dissociation_cluster_weight":
-        return cluster_weight_experiments(prefix)
+    if table == "dissociation_weights":
+        return weight_experiments(prefix)
     raise ValueError(f"unknown experiment table {table!r}; known: {', '.join(TABLES)}")
 
 

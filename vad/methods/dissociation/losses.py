@@ -5,6 +5,7 @@
   generated one, plus the gradient loss: for d in x, y, the mean over positions of
   | |g_d(target)| - |g_d(output)| |, g_d the forward difference of neighbouring pixels along d.
   The paper writes norms (sums); we take means, so the terms do not grow with the frame size.
+  `gradient_weight` scales the gradient term (1 in the paper's eq. 6).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ class MotionLoss(NamedTuple):
     gradient: Tensor
 
 
-def motion_loss(target: Tensor, output: Tensor) -> MotionLoss:
-    """Eq. 6: mean squared error + gradient loss between the target and generated differences."""
+def motion_loss(target: Tensor, output: Tensor, gradient_weight: float = 1.0) -> MotionLoss:
+    """Eq. 6: mean squared error + `gradient_weight` x gradient loss between the target and
+    generated differences (the terms themselves unweighted in `l2` and `gradient`)."""
     l2 = _mean_squared_error(target, output)
     gradient = gradient_loss(target, output)
-    return MotionLoss(l2 + gradient, l2, gradient)
+    return MotionLoss(l2 + gradient_weight * gradient, l2, gradient)

@@ -37,7 +37,7 @@ CPU_BUDGET_PED2 = {
 KEYS = (
     "preset", "size", "epochs", "batch_size", "learning_rate", "centre_learning_rate",
     "clusters", "alpha", "lambda_cluster", "kmeans_samples", "clips_per_epoch", "train_stride",
-    "streams", "attention", "map_cell", "seed", "device", "threads",
+    "streams", "attention", "map_cell", "seed", "device", "threads", "gradient_weight",
 )  # fmt: skip
 
 
@@ -97,6 +97,9 @@ class DissociationMethod(Method):
                 section, "clips_per_epoch", lambda k: section.int(k, minimum=1)
             ),
             "train_stride": optional(section, "train_stride", lambda k: section.int(k, minimum=1)),
+            "gradient_weight": optional(
+                section, "gradient_weight", lambda k: section.float(k, minimum=0.0)
+            ),
         }
         chosen = PRESETS[preset]
         width, height = overrides["size"] or chosen.size

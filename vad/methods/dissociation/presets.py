@@ -9,8 +9,8 @@ initialises the centres; then the alternating optimisation (eq. 12 for the auto-
 1e-4 and 1e-5 from epoch 100; eq. 11 for the centres, lr 1e-5) for 100 epochs (Ped2) or 200.
 
 Not in the paper, our choices (DEVIATIONS.md, "Spatio-temporal dissociation"): the batch size,
-alpha of eq. 10, lambda_r of eq. 12, how many representations K-means is fitted on, and
-everything of `cpu`.
+alpha of eq. 10, lambda_r of eq. 12, how many representations K-means is fitted on, a weight on
+eq. 6's gradient term (the paper's 1 by default), and everything of `cpu`.
 
 `cpu`: 160x112 frames, the small network (network.NetworkConfig.cpu), 20 + 10 epochs of at most
 512 clips, batch 8, K-means on 20000 vectors: the Ped2 budget of `make benchmark`
@@ -40,6 +40,7 @@ class DissociationPreset:
     kmeans_samples: int  # representation vectors the initial K-means is fitted on
     clips_per_epoch: int | None  # training clips drawn per epoch (None: all)
     train_stride: int  # frames between training clip starts
+    gradient_weight: float = 1.0  # weight of eq. 6's gradient term (1: the paper's sum)
 
     def with_overrides(self, **values: object) -> DissociationPreset:
         """This preset with the non-None values replaced (params.yaml's overrides)."""
@@ -85,6 +86,7 @@ PRESETS: dict[str, DissociationPreset] = {
 OVERRIDABLE = (
     "size", "epochs", "batch_size", "learning_rate", "centre_learning_rate", "clusters",
     "alpha", "lambda_cluster", "kmeans_samples", "clips_per_epoch", "train_stride",
+    "gradient_weight",
 )  # fmt: skip
 
 

@@ -111,7 +111,7 @@ def autoencoder_losses(
         terms["spatial"] = spatial_loss(fif, output.fif_reconstruction)
         total = total + terms["spatial"]
     if "motion" in model.streams:
-        motion = motion_loss(difference, output.difference)
+        motion = motion_loss(difference, output.difference, model.preset.gradient_weight)
         terms["motion_l2"], terms["motion_gradient"] = motion.l2, motion.gradient
         total = total + motion.total
     if with_cluster:
