@@ -79,6 +79,9 @@ def test_dissociation_experiments_cover_table_2_and_table_3():
         "dissociation_lambda0.01": ["dissociation.lambda_cluster=0.01"],
         "dissociation_gradient0.1": ["dissociation.gradient_weight=0.1"],
         "dissociation_gradient0.01": ["dissociation.gradient_weight=0.01"],
+        "dissociation_gradient0.01_epochs20_10": [
+            "dissociation.gradient_weight=0.01", "dissociation.epochs=[20,10]"
+        ],
     }
     assert table_experiments("gmfc_vae") == paper_experiments()
     with pytest.raises(ValueError, match="unknown experiment table"):
