@@ -309,8 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         "--table",
         choices=list(TABLES),
         default="gmfc_vae",
-        help="whose tables: gmfc_vae (default), dissociation, dissociation_budget or "
-        "dissociation_weights",
+        help=f"whose tables: {', '.join(TABLES)} (default gmfc_vae)",
     )
     p.add_argument(
         "--dataset",

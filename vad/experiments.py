@@ -72,12 +72,20 @@ TABLE_METHODS = {  # the methods a table's experiments run, and the row each one
 QUEUE_TIMINGS = Path("data/timings/queue")
 
 
+def dissociation_variants(
+    variants: dict[str, dict[str, str]], prefix: str = ""
+) -> list[tuple[str, list[str]]]:
+    """(experiment name, `-S` overrides) of each variant: `dissociation_<name>` with its keys of
+    the `dissociation` section."""
+    return [
+        (f"{prefix}dissociation_{name}", [f"dissociation.{k}={v}" for k, v in changes.items()])
+        for name, changes in variants.items()
+    ]
+
+
 def dissociation_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
     """(experiment name, `-S` overrides) for Chang et al.'s Table 2 and Table 3."""
-    experiments = [
-        (f"{prefix}dissociation_{name}", [f"dissociation.{k}={v}" for k, v in changes.items()])
-        for name, changes in DISSOCIATION_TABLE_2.items()
-    ]
+    experiments = dissociation_variants(DISSOCIATION_TABLE_2, prefix)
     for k in DISSOCIATION_TABLE_3_K:
         experiments.append((f"{prefix}dissociation_K{k}", [f"dissociation.clusters={k}"]))
     return experiments
@@ -96,10 +104,7 @@ def weight_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
     """(experiment name, `-S` overrides) of the full dissociation model with smaller loss
     weights: at the CPU budget the cluster term dominates eq. 12, and eq. 6's gradient term
     keeps the motion auto-encoder's prediction at zero."""
-    return [
-        (f"{prefix}dissociation_{name}", [f"dissociation.{k}={v}" for k, v in changes.items()])
-        for name, changes in DISSOCIATION_WEIGHTS.items()
-    ]
+    return dissociation_variants(DISSOCIATION_WEIGHTS, prefix)
 
 
 def table_experiments(table: str, prefix: str = "") -> list[tuple[str, list[str]]]:
