@@ -85,7 +85,23 @@ def test_dissociation_experiments_cover_table_2_and_table_3():
     }
     assert table_experiments("gmfc_vae") == paper_experiments()
     with pytest.raises(ValueError, match="unknown experiment table"):
-        table_experiments("itae")
+        table_experiments("hf2vad")
+
+
+def test_itae_table_scores_one_training_two_ways_and_halves_the_budget():
+    experiments = dict(table_experiments("itae", prefix="ped2-"))
+    assert experiments == {
+        "ped2-itae_full": [],
+        "ped2-itae_recon": ["itae.score_parts=reconstruction"],
+        "ped2-itae_epochs3_2": ["itae.epochs=[3,2]"],
+        "ped2-itae_epochs6_3": ["itae.epochs=[6,3]"],
+    }
+    from vad.methods.itae.method import CPU_BUDGET_PED2
+
+    assert CPU_BUDGET_PED2["itae.epochs"] == [12, 6]  # the curve's quarter and half of it
+    shared = [f"{key}={value}" for key, value in CPU_BUDGET_PED2.items()]
+    sets = experiment_sets(experiments["ped2-itae_epochs3_2"], shared)
+    assert [item for item in sets if item.startswith("itae.epochs=")] == ["itae.epochs=[3,2]"]
 
 
 def test_queue_rows_reads_only_our_tasks():

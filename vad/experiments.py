@@ -10,6 +10,9 @@ full model), named `dissociation_<variant>`. `--table dissociation_budget`: the 
 10 + 5, 20 + 10 and 40 + 20 epochs (the budget curve). `--table dissociation_weights`: the full
 model with eq. 12's lambda_r at 0.01 instead of 0.1, or eq. 6's gradient term weighted 0.1 or
 0.01 instead of 1, the latter also at twice the epochs (not a paper table).
+`--table itae`, Cho et al.: ITAE + Glow at the CPU budget (`itae_full`), ITAE alone from the
+same training (`itae_recon`, eq. 7's reconstruction score: Table 2's "ITAE" row), and the budget
+curve at a quarter and a half of the epochs (`itae_epochs3_2`, `itae_epochs6_3`).
 Each is queued with `dvc exp run --queue -n <name> -S ...`, the queue is run with
 `dvc queue start`, this command waits for it, and `dvc exp show` prints the comparison.
 Changing K re-runs train onwards; changing alpha/beta re-runs only fuse and evaluate.
@@ -62,30 +65,37 @@ DISSOCIATION_WEIGHTS = {  # loss weights other than the paper's (lambda_r 0.1, g
     "gradient0.01": {"gradient_weight": "0.01"},
     "gradient0.01_epochs20_10": {"gradient_weight": "0.01", "epochs": "[20,10]"},  # its budget
 }
-TABLES = ("gmfc_vae", "dissociation", "dissociation_budget", "dissociation_weights")
+ITAE_VARIANTS = {  # at the table's budget (Ped2: ITAE.budgets, 12 + 6 epochs of 256 clips)
+    "full": {},  # eq. 9: reconstruction and the Glows' likelihood
+    "recon": {"score_parts": "reconstruction"},  # ITAE alone; score stage only, same training
+    "epochs3_2": {"epochs": "[3,2]"},  # the budget curve: a quarter, a half
+    "epochs6_3": {"epochs": "[6,3]"},
+}
+TABLES = ("gmfc_vae", "dissociation", "dissociation_budget", "dissociation_weights", "itae")
 TABLE_METHODS = {  # the methods a table's experiments run, and the row each one is read from
     "gmfc_vae": (("gmfc_vae_rgb", "gmfc_vae_dynflow"), "gmfc_vae"),
     "dissociation": (("dissociation",), "dissociation"),
     "dissociation_budget": (("dissociation",), "dissociation"),
     "dissociation_weights": (("dissociation",), "dissociation"),
+    "itae": (("itae",), "itae"),
 }
 QUEUE_TIMINGS = Path("data/timings/queue")
 
 
-def dissociation_variants(
-    variants: dict[str, dict[str, str]], prefix: str = ""
+def method_variants(
+    method: str, variants: dict[str, dict[str, str]], prefix: str = ""
 ) -> list[tuple[str, list[str]]]:
-    """(experiment name, `-S` overrides) of each variant: `dissociation_<name>` with its keys of
-    the `dissociation` section."""
+    """(experiment name, `-S` overrides) of each variant: `<method>_<name>` with its keys of
+    the method's params section."""
     return [
-        (f"{prefix}dissociation_{name}", [f"dissociation.{k}={v}" for k, v in changes.items()])
+        (f"{prefix}{method}_{name}", [f"{method}.{k}={v}" for k, v in changes.items()])
         for name, changes in variants.items()
     ]
 
 
 def dissociation_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
     """(experiment name, `-S` overrides) for Chang et al.'s Table 2 and Table 3."""
-    experiments = dissociation_variants(DISSOCIATION_TABLE_2, prefix)
+    experiments = method_variants("dissociation", DISSOCIATION_TABLE_2, prefix)
     for k in DISSOCIATION_TABLE_3_K:
         experiments.append((f"{prefix}dissociation_K{k}", [f"dissociation.clusters={k}"]))
     return experiments
@@ -104,7 +114,7 @@ def weight_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
     """(experiment name, `-S` overrides) of the full dissociation model with smaller loss
     weights: at the CPU budget the cluster term dominates eq. 12, and eq. 6's gradient term
     keeps the motion auto-encoder's prediction at zero."""
-    return dissociation_variants(DISSOCIATION_WEIGHTS, prefix)
+    return method_variants("dissociation", DISSOCIATION_WEIGHTS, prefix)
 
 
 def table_experiments(table: str, prefix: str = "") -> list[tuple[str, list[str]]]:
@@ -116,6 +126,8 @@ def table_experiments(table: str, prefix: str = "") -> list[tuple[str, list[str]
         return budget_experiments(prefix)
     if table == "dissociation_weights":
         return weight_experiments(prefix)
+    if table == "itae":
+        return method_variants("itae", ITAE_VARIANTS, prefix)
     raise ValueError(f"unknown experiment table {table!r}; known: {', '.join(TABLES)}")
 
 
