@@ -85,7 +85,7 @@ def test_dissociation_experiments_cover_table_2_and_table_3():
     }
     assert table_experiments("gmfc_vae") == paper_experiments()
     with pytest.raises(ValueError, match="unknown experiment table"):
-        table_experiments("hf2vad")
+        table_experiments("velocity")
 
 
 def test_itae_table_scores_one_training_two_ways_and_halves_the_budget():
@@ -160,3 +160,19 @@ def test_a_variants_own_value_wins_over_the_tables_shared_sets():
                     log=lambda _: None)  # fmt: skip
     [queued] = [call for call in dvc.calls if call[:3] == ["exp", "run", "--queue"]]
     assert "dissociation.epochs=[20,10]" not in queued and "dissociation.epochs=[5,2]" in queued
+
+
+def test_hf2vad_table_scores_table_1s_streams_from_one_training():
+    experiments = dict(table_experiments("hf2vad", prefix="ped2-"))
+    assert experiments == {
+        "ped2-hf2vad_full": [],
+        "ped2-hf2vad_fr": ["hf2vad.score_parts=flow"],
+        "ped2-hf2vad_fp": ["hf2vad.score_parts=frame"],
+    }
+    from vad.methods.hf2vad.method import HF2VADMethod
+
+    params = load_params()
+    for sets in experiments.values():  # each variant's score_parts is one the method accepts
+        section = dict(params["hf2vad"])
+        section.update({item.split("=")[0].split(".")[1]: item.split("=")[1] for item in sets})
+        HF2VADMethod().settings({**params, "hf2vad": section})

@@ -13,6 +13,9 @@ model with eq. 12's lambda_r at 0.01 instead of 0.1, or eq. 6's gradient term we
 `--table itae`, Cho et al.: ITAE + Glow at the CPU budget (`itae_full`), ITAE alone from the
 same training (`itae_recon`, eq. 7's reconstruction score: Table 2's "ITAE" row), and the budget
 curve at a quarter and a half of the epochs (`itae_epochs3_2`, `itae_epochs6_3`).
+`--table hf2vad`, Liu et al. Table 1: the full model (`hf2vad_full`, eq. 9) and, from the same
+training, flow reconstruction alone (`hf2vad_fr`, "w/o FP") and frame prediction alone
+(`hf2vad_fp`).
 Each is queued with `dvc exp run --queue -n <name> -S ...`, the queue is run with
 `dvc queue start`, this command waits for it, and `dvc exp show` prints the comparison.
 Changing K re-runs train onwards; changing alpha/beta re-runs only fuse and evaluate.
@@ -71,13 +74,21 @@ ITAE_VARIANTS = {  # at the table's budget (Ped2: ITAE.budgets, 12 + 6 epochs of
     "epochs3_2": {"epochs": "[3,2]"},  # the budget curve: a quarter, a half
     "epochs6_3": {"epochs": "[6,3]"},
 }
-TABLES = ("gmfc_vae", "dissociation", "dissociation_budget", "dissociation_weights", "itae")
+HF2VAD_VARIANTS = {  # Table 1's streams, score stage only (Ped2: HF2VAD.budgets)
+    "full": {},  # eq. 9 with the preset's (w_r, w_p)
+    "fr": {"score_parts": "flow"},  # flow reconstruction alone
+    "fp": {"score_parts": "frame"},  # frame prediction alone
+}
+TABLES = (
+    "gmfc_vae", "dissociation", "dissociation_budget", "dissociation_weights", "itae", "hf2vad"
+)
 TABLE_METHODS = {  # the methods a table's experiments run, and the row each one is read from
     "gmfc_vae": (("gmfc_vae_rgb", "gmfc_vae_dynflow"), "gmfc_vae"),
     "dissociation": (("dissociation",), "dissociation"),
     "dissociation_budget": (("dissociation",), "dissociation"),
     "dissociation_weights": (("dissociation",), "dissociation"),
     "itae": (("itae",), "itae"),
+    "hf2vad": (("hf2vad",), "hf2vad"),
 }
 QUEUE_TIMINGS = Path("data/timings/queue")
 
@@ -128,6 +139,8 @@ def table_experiments(table: str, prefix: str = "") -> list[tuple[str, list[str]
         return weight_experiments(prefix)
     if table == "itae":
         return method_variants("itae", ITAE_VARIANTS, prefix)
+    if table == "hf2vad":
+        return method_variants("hf2vad", HF2VAD_VARIANTS, prefix)
     raise ValueError(f"unknown experiment table {table!r}; known: {', '.join(TABLES)}")
 
 
