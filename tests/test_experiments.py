@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from vad.config import load_params
@@ -168,11 +170,17 @@ def test_hf2vad_table_scores_table_1s_streams_from_one_training():
         "ped2-hf2vad_full": [],
         "ped2-hf2vad_fr": ["hf2vad.score_parts=flow"],
         "ped2-hf2vad_fp": ["hf2vad.score_parts=frame"],
+        "ped2-hf2vad_frameflow": ["stc.flow_units=frame"],  # another section's key, as named
     }
     from vad.methods.hf2vad.method import HF2VADMethod
+    from vad.params.stc import stc_settings
 
     params = load_params()
-    for sets in experiments.values():  # each variant's score_parts is one the method accepts
-        section = dict(params["hf2vad"])
-        section.update({item.split("=")[0].split(".")[1]: item.split("=")[1] for item in sets})
-        HF2VADMethod().settings({**params, "hf2vad": section})
+    for sets in experiments.values():  # each variant's values are ones the params accept
+        changed = copy.deepcopy(params)
+        for item in sets:
+            key, value = item.split("=")
+            section, name = key.split(".")
+            changed[section][name] = value
+        HF2VADMethod().settings(changed)
+        stc_settings(changed)

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import pytest
 
@@ -160,6 +161,20 @@ def test_flow_cubes_are_in_cube_pixels_of_a_constant_field(tmp_path):
     np.testing.assert_array_equal(cubes["flows"][0, ..., 1], -8.0)
     np.testing.assert_array_equal(cubes["flows"][1, ..., 0], 4.0)
     np.testing.assert_array_equal(cubes["flows"][1, ..., 1], np.float16(-3.2))
+
+
+def test_flow_units_frame_keep_frame_pixels_whatever_the_box(tmp_path):
+    """The same field and boxes with `flow_units: frame`: both cubes hold the field in frame
+    pixels (4, -2), as the released code's; the file records the units."""
+    scene = Scene(tmp_path)
+    boxes = [[8, 4, 24, 12], [20, 10, 52, 30]]
+    scene.add("train/a", random_video(8), constant_flows(8), frame=[7, 7], box=boxes)
+    path = scene.write().run(settings=CubeSettings(flow_units="frame"))
+    cubes = read_cubes(path, "train/a")
+    np.testing.assert_array_equal(cubes["flows"][..., 0], 4.0)
+    np.testing.assert_array_equal(cubes["flows"][..., 1], -2.0)
+    with h5py.File(path) as f:
+        assert f.attrs["flow_units"] == "frame"
 
 
 def test_flow_j_from_frame_j_to_j_plus_1_fills_the_cube_in_order(tmp_path):
@@ -464,6 +479,7 @@ def test_the_repository_params_take_the_papers_cubes():
     defaults = copy.deepcopy(PARAMS)
     defaults["stc"] = {}
     assert stc_settings(defaults)["settings"] == CubeSettings()
+    assert stc_settings(with_stc(flow_units="frame"))["settings"].flow_units == "frame"
 
 
 @pytest.mark.parametrize(
@@ -475,6 +491,7 @@ def test_the_repository_params_take_the_papers_cubes():
         ({"size": [32, 32]}, r"'stc\.size' must be an integer"),
         ({"n_jobs": 0}, r"'stc\.n_jobs' must be >= 1"),
         ({"frame": 5}, r"unknown key 'stc\.frame' \(did you mean 'stc\.frames'\?\)"),
+        ({"flow_units": "pixels"}, r"'stc\.flow_units' must be one of \['cube', 'frame'\]"),
     ],
 )
 def test_params_errors_name_the_key(values, message):
@@ -489,3 +506,5 @@ def test_cube_settings_refuse_what_no_cube_can_be():
         CubeSettings(frames=1)
     with pytest.raises(ValueError, match="positive integer"):
         CubeSettings(size=0)
+    with pytest.raises(ValueError, match="flow_units must be one of"):
+        CubeSettings(flow_units="pixels")

@@ -15,7 +15,8 @@ same training (`itae_recon`, eq. 7's reconstruction score: Table 2's "ITAE" row)
 curve at a quarter and a half of the epochs (`itae_epochs3_2`, `itae_epochs6_3`).
 `--table hf2vad`, Liu et al. Table 1: the full model (`hf2vad_full`, eq. 9) and, from the same
 training, flow reconstruction alone (`hf2vad_fr`, "w/o FP") and frame prediction alone
-(`hf2vad_fp`).
+(`hf2vad_fp`); and the full model on cubes whose flows are in frame pixels, unscaled, as the
+released code's (`hf2vad_frameflow`: `-S stc.flow_units=frame`, retrained).
 Each is queued with `dvc exp run --queue -n <name> -S ...`, the queue is run with
 `dvc queue start`, this command waits for it, and `dvc exp show` prints the comparison.
 Changing K re-runs train onwards; changing alpha/beta re-runs only fuse and evaluate.
@@ -78,6 +79,7 @@ HF2VAD_VARIANTS = {  # Table 1's streams, score stage only (Ped2: HF2VAD.budgets
     "full": {},  # eq. 9 with the preset's (w_r, w_p)
     "fr": {"score_parts": "flow"},  # flow reconstruction alone
     "fp": {"score_parts": "frame"},  # frame prediction alone
+    "frameflow": {"stc.flow_units": "frame"},  # cubes' flows in frame pixels (released code's)
 }
 TABLES = (
     "gmfc_vae", "dissociation", "dissociation_budget", "dissociation_weights", "itae", "hf2vad"
@@ -97,11 +99,12 @@ def method_variants(
     method: str, variants: dict[str, dict[str, str]], prefix: str = ""
 ) -> list[tuple[str, list[str]]]:
     """(experiment name, `-S` overrides) of each variant: `<method>_<name>` with its keys of
-    the method's params section."""
+    the method's params section (a dotted key names another section's: `stc.flow_units`)."""
     return [
-        (f"{prefix}{method}_{name}", [f"{method}.{k}={v}" for k, v in changes.items()])
+        (f"{prefix}{method}_{name}",
+         [f"{k if '.' in k else f'{method}.{k}'}={v}" for k, v in changes.items()])
         for name, changes in variants.items()
-    ]
+    ]  # fmt: skip
 
 
 def dissociation_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:

@@ -101,13 +101,17 @@ def flow_at_frame_size(flow: np.ndarray, width: int, height: int) -> np.ndarray:
     return field
 
 
-def flow_crop(field: np.ndarray, region: tuple[int, int, int, int], size: int) -> np.ndarray:
-    """A frame-size flow (frame pixels) cut to `region` and resized to size x size, u and v in
-    pixels of the cube: times size / the crop's width and size / its height."""
+def flow_crop(
+    field: np.ndarray, region: tuple[int, int, int, int], size: int, units: str = "cube"
+) -> np.ndarray:
+    """A frame-size flow (frame pixels) cut to `region` and resized to size x size; with
+    `units` "cube", u and v in pixels of the cube: times size / the crop's width and size / its
+    height; with "frame", left in frame pixels (the released code's, unscaled)."""
     x1, y1, x2, y2 = region
     cube = resize_crop(field, region, size)
-    cube[..., 0] *= size / (x2 - x1)
-    cube[..., 1] *= size / (y2 - y1)
+    if units == "cube":
+        cube[..., 0] *= size / (x2 - x1)
+        cube[..., 1] *= size / (y2 - y1)
     return cube
 
 
@@ -204,11 +208,11 @@ def _cube_blocks(
             for k in range(settings.frames - 1):
                 start, end = clip[k], clip[k + 1]
                 if start != end:  # else two copies of the first frame: no motion
-                    flow = flow_crop(fields[start], region, settings.size)
+                    flow = flow_crop(fields[start], region, settings.size, settings.flow_units)
                     if np.any(np.abs(flow) > FLOAT16_MAX):
                         raise ValueError(
                             f"flow of the box {boxes[row].tolist()} on frame {t} exceeds "
-                            f"float16 once in pixels of the {settings.size}-pixel cube"
+                            f"float16 in {settings.flow_units} pixels ({settings.size}-pixel cube)"
                         )
                     cubes["flows"][n, k] = flow
             cubes["frame"][n] = t

@@ -13,14 +13,15 @@ and appears only when complete (vad.cache.ResumableCache): a finished video is k
 frames, flows and boxes still have the content digests it was computed from.
 
 Layout of stc.h5: group `<split>/<name>` per video with the datasets of `VideoCubes` (cubes.py):
-`frames` (N, T, S, S, C) uint8, `flows` (N, T-1, S, S, 2) float16 (u, v in cube pixels per
-frame), `frame`, `box_index`, `object` (N,) int32, `box` (N, 4) float32, `region` (N, 4)
-int32; the datasets are stored in chunks of CUBES_PER_CHUNK cubes, extendable along N, `frames`
-and `flows` lzf-compressed (a minibatch reads whole chunks: draw random chunks, then shuffle
-within them, or load a video at once). Group attrs `name`, `split`, `num_frames`, `width`,
-`height`, `channels`, `digest` (`combine_digests` of the datasets' `array_digest`s) and
-`input_digest` (combining the frames', flow's and objects' digests of the video); file attrs
-`frames` (T), `size` (S) and `settings`. A video without boxes has N = 0: empty datasets.
+`frames` (N, T, S, S, C) uint8, `flows` (N, T-1, S, S, 2) float16 (u, v in pixels per frame
+of the cube, or of the frame with `flow_units: frame`), `frame`, `box_index`, `object` (N,)
+int32, `box` (N, 4) float32, `region` (N, 4) int32; the datasets are stored in chunks of
+CUBES_PER_CHUNK cubes, extendable along N, `frames` and `flows` lzf-compressed (a minibatch
+reads whole chunks: draw random chunks, then shuffle within them, or load a video at once).
+Group attrs `name`, `split`, `num_frames`, `width`, `height`, `channels`, `digest`
+(`combine_digests` of the datasets' `array_digest`s) and `input_digest` (combining the
+frames', flow's and objects' digests of the video); file attrs `frames` (T), `size` (S),
+`flow_units` and `settings`. A video without boxes has N = 0: empty datasets.
 """
 
 from __future__ import annotations
@@ -254,7 +255,9 @@ def run_stc_stage(
     work = f"STCs of {objects_path}"
     with ResumableCache(out_path, settings.to_json()) as cache:
         assert cache.file is not None
-        cache.file.attrs.update(frames=settings.frames, size=settings.size)
+        cache.file.attrs.update(
+            frames=settings.frames, size=settings.size, flow_units=settings.flow_units
+        )
         cache.retain(shapes)
         keys = [key for key in shapes if not cache.is_done(key, input_digests[key])]
         bar = progress_bar(total=len(keys), unit="video", desc="stc", disable=not progress)

@@ -6,22 +6,28 @@ from dataclasses import asdict, dataclass
 
 PAPER_FRAMES = 5  # HF2-VAD: t = 4 past frames and the frame predicted from them
 PAPER_SIZE = 32  # HF2-VAD: STCs resized to 32 x 32
+FLOW_UNITS = ("cube", "frame")  # a cube's u, v: pixels of the cube, or of the frame (released code)
 
 
 @dataclass(frozen=True)
 class CubeSettings:
     """`frames` frames per cube, the box's own frame last (x_1..x_t and x_{t+1}, t =
     frames - 1), the frames - 1 flows between consecutive ones (y_1..y_t), each `size` x
-    `size` pixels."""
+    `size` pixels; the flows' u, v in `flow_units`: "cube" (pixels of the cube: rescaled by
+    size / the box's crop width and height) or "frame" (pixels of the frame, not rescaled)."""
 
     frames: int = PAPER_FRAMES
     size: int = PAPER_SIZE
+    flow_units: str = "cube"
 
     def __post_init__(self) -> None:
         if isinstance(self.frames, bool) or not isinstance(self.frames, int) or self.frames < 2:
             raise ValueError(f"an STC needs at least 2 frames (one flow), got {self.frames!r}")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
             raise ValueError(f"an STC's size must be a positive integer, got {self.size!r}")
+        if self.flow_units not in FLOW_UNITS:
+            raise ValueError(f"an STC's flow_units must be one of {FLOW_UNITS}, got "
+                             f"{self.flow_units!r}")  # fmt: skip
 
     @property
     def flows(self) -> int:
