@@ -75,7 +75,7 @@ ITAE_VARIANTS = {  # at the table's budget (Ped2: ITAE.budgets, 12 + 6 epochs of
     "epochs3_2": {"epochs": "[3,2]"},  # the budget curve: a quarter, a half
     "epochs6_3": {"epochs": "[6,3]"},
 }
-HF2VAD_VARIANTS = {  # Table 1's streams, score stage only (Ped2: HF2VAD.budgets)
+HF2VAD_VARIANTS = {  # Ped2: HF2VAD.budgets; fr and fp score full's training, frameflow retrains
     "full": {},  # eq. 9 with the preset's (w_r, w_p)
     "fr": {"score_parts": "flow"},  # flow reconstruction alone
     "fp": {"score_parts": "frame"},  # frame prediction alone
