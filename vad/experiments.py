@@ -80,6 +80,8 @@ HF2VAD_VARIANTS = {  # Ped2: HF2VAD.budgets; fr and fp score full's training, fr
     "fr": {"score_parts": "flow"},  # flow reconstruction alone
     "fp": {"score_parts": "frame"},  # frame prediction alone
     "frameflow": {"stc.flow_units": "frame"},  # cubes' flows in frame pixels (released code's)
+    "frameflow_fr": {"stc.flow_units": "frame", "score_parts": "flow"},  # frameflow's training
+    "frameflow_fp": {"stc.flow_units": "frame", "score_parts": "frame"},
 }
 TABLES = (
     "gmfc_vae", "dissociation", "dissociation_budget", "dissociation_weights", "itae", "hf2vad"
