@@ -170,9 +170,9 @@ def test_hf2vad_table_scores_table_1s_streams_from_one_training():
         "ped2-hf2vad_full": [],
         "ped2-hf2vad_fr": ["hf2vad.score_parts=flow"],
         "ped2-hf2vad_fp": ["hf2vad.score_parts=frame"],
-        "ped2-hf2vad_frameflow": ["stc.flow_units=frame"],  # another section's key, as named
-        "ped2-hf2vad_frameflow_fr": ["stc.flow_units=frame", "hf2vad.score_parts=flow"],
-        "ped2-hf2vad_frameflow_fp": ["stc.flow_units=frame", "hf2vad.score_parts=frame"],
+        "ped2-hf2vad_cubeflow": ["stc.flow_units=cube"],  # another section's key, as named
+        "ped2-hf2vad_cubeflow_fr": ["stc.flow_units=cube", "hf2vad.score_parts=flow"],
+        "ped2-hf2vad_cubeflow_fp": ["stc.flow_units=cube", "hf2vad.score_parts=frame"],
     }
     from vad.methods.hf2vad.method import HF2VADMethod
     from vad.params.stc import stc_settings

@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 W, H = 60, 40  # frame size
 FLOW_W, FLOW_H = 30, 20  # flow grid: half the frame each way
 S = 32
-PAPER = CubeSettings()  # 5 frames, 32 x 32
+PAPER = CubeSettings(flow_units="cube")  # 5 frames, 32 x 32; flows rescaled (checked below)
 
 
 def random_video(frames: int, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -293,7 +293,7 @@ def reference_cubes(
         region = crop_region(boxes[row], W, H)
         rows["frames"].append([expected_crop(video[c], region) for c in clip])
         rows["flows"].append([
-            flow_crop(flow_at_frame_size(flows[a], W, H), region, S) if a != b
+            flow_crop(flow_at_frame_size(flows[a], W, H), region, S, "cube") if a != b
             else np.zeros((S, S, 2), np.float32)
             for a, b in zip(clip[:-1], clip[1:], strict=True)
         ])  # fmt: skip
@@ -479,7 +479,7 @@ def test_the_repository_params_take_the_papers_cubes():
     defaults = copy.deepcopy(PARAMS)
     defaults["stc"] = {}
     assert stc_settings(defaults)["settings"] == CubeSettings()
-    assert stc_settings(with_stc(flow_units="frame"))["settings"].flow_units == "frame"
+    assert stc_settings(with_stc(flow_units="cube"))["settings"].flow_units == "cube"
 
 
 @pytest.mark.parametrize(

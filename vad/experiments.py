@@ -15,8 +15,8 @@ same training (`itae_recon`, eq. 7's reconstruction score: Table 2's "ITAE" row)
 curve at a quarter and a half of the epochs (`itae_epochs3_2`, `itae_epochs6_3`).
 `--table hf2vad`, Liu et al. Table 1: the full model (`hf2vad_full`, eq. 9) and, from the same
 training, flow reconstruction alone (`hf2vad_fr`, "w/o FP") and frame prediction alone
-(`hf2vad_fp`); and the full model on cubes whose flows are in frame pixels, unscaled, as the
-released code's (`hf2vad_frameflow`: `-S stc.flow_units=frame`, retrained).
+(`hf2vad_fp`); and the same three on cubes whose flows are rescaled to the cube's pixels
+(`hf2vad_cubeflow*`: `-S stc.flow_units=cube`, retrained once).
 Each is queued with `dvc exp run --queue -n <name> -S ...`, the queue is run with
 `dvc queue start`, this command waits for it, and `dvc exp show` prints the comparison.
 Changing K re-runs train onwards; changing alpha/beta re-runs only fuse and evaluate.
@@ -75,13 +75,13 @@ ITAE_VARIANTS = {  # at the table's budget (Ped2: ITAE.budgets, 12 + 6 epochs of
     "epochs3_2": {"epochs": "[3,2]"},  # the budget curve: a quarter, a half
     "epochs6_3": {"epochs": "[6,3]"},
 }
-HF2VAD_VARIANTS = {  # Ped2: HF2VAD.budgets; fr and fp score full's training, frameflow retrains
+HF2VAD_VARIANTS = {  # Ped2: HF2VAD.budgets; fr and fp score full's training, cubeflow retrains
     "full": {},  # eq. 9 with the preset's (w_r, w_p)
     "fr": {"score_parts": "flow"},  # flow reconstruction alone
     "fp": {"score_parts": "frame"},  # frame prediction alone
-    "frameflow": {"stc.flow_units": "frame"},  # cubes' flows in frame pixels (released code's)
-    "frameflow_fr": {"stc.flow_units": "frame", "score_parts": "flow"},  # frameflow's training
-    "frameflow_fp": {"stc.flow_units": "frame", "score_parts": "frame"},
+    "cubeflow": {"stc.flow_units": "cube"},  # cubes' flows rescaled to the cube (issue's reading)
+    "cubeflow_fr": {"stc.flow_units": "cube", "score_parts": "flow"},  # cubeflow's training
+    "cubeflow_fp": {"stc.flow_units": "cube", "score_parts": "frame"},
 }
 TABLES = (
     "gmfc_vae", "dissociation", "dissociation_budget", "dissociation_weights", "itae", "hf2vad"

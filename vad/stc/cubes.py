@@ -23,11 +23,12 @@ same for the integer boxes of the foreground detector. Frames and flows are resi
 bilinear interpolation (cv2.resize's default, as there).
 
 Flow units: flow.h5 holds flows in pixels of the flow stage's grid (`flow.size`). A flow is
-first brought to the frame's size (resized, u times W / w and v times H / h), cut like the frame,
-resized to the cube, and u, v multiplied by size / crop width and size / crop height, so that
-a cube's flow is in pixels of the cube per frame and warps its frames. (The released code
-resizes FlowNet2's flows to frame size without rescaling their values, and crops them without
-rescaling either; see DEVIATIONS.md.)
+first brought to the frame's size (resized, u times W / w and v times H / h), cut like the frame
+and resized to the cube. With `flow_units: frame` (the default) u, v stay in frame pixels, as
+the released code's (which resizes FlowNet2's flows to frame size and crops them without
+rescaling their values); with `cube`, u, v are multiplied by size / crop width and size / crop
+height, so that a cube's flow is in pixels of the cube per frame and warps its frames, but a
+wide box's motion shrinks (DEVIATIONS.md, "Flow units").
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def flow_at_frame_size(flow: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def flow_crop(
-    field: np.ndarray, region: tuple[int, int, int, int], size: int, units: str = "cube"
+    field: np.ndarray, region: tuple[int, int, int, int], size: int, units: str
 ) -> np.ndarray:
     """A frame-size flow (frame pixels) cut to `region` and resized to size x size; with
     `units` "cube", u and v in pixels of the cube: times size / the crop's width and size / its

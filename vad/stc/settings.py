@@ -7,18 +7,20 @@ from dataclasses import asdict, dataclass
 PAPER_FRAMES = 5  # HF2-VAD: t = 4 past frames and the frame predicted from them
 PAPER_SIZE = 32  # HF2-VAD: STCs resized to 32 x 32
 FLOW_UNITS = ("cube", "frame")  # a cube's u, v: pixels of the cube, or of the frame (released code)
+DEFAULT_FLOW_UNITS = "frame"  # the released code's: on Ped2 0.868 frame AUC against cube's 0.593
 
 
 @dataclass(frozen=True)
 class CubeSettings:
     """`frames` frames per cube, the box's own frame last (x_1..x_t and x_{t+1}, t =
     frames - 1), the frames - 1 flows between consecutive ones (y_1..y_t), each `size` x
-    `size` pixels; the flows' u, v in `flow_units`: "cube" (pixels of the cube: rescaled by
-    size / the box's crop width and height) or "frame" (pixels of the frame, not rescaled)."""
+    `size` pixels; the flows' u, v in `flow_units`: "frame" (pixels of the frame, not rescaled:
+    the default) or "cube" (pixels of the cube: rescaled by size / the box's crop width and
+    height)."""
 
     frames: int = PAPER_FRAMES
     size: int = PAPER_SIZE
-    flow_units: str = "cube"
+    flow_units: str = DEFAULT_FLOW_UNITS
 
     def __post_init__(self) -> None:
         if isinstance(self.frames, bool) or not isinstance(self.frames, int) or self.frames < 2:

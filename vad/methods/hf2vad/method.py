@@ -14,8 +14,8 @@ the preset's (w_r, w_p), `flow` the flow reconstruction error alone and `frame` 
 prediction error alone (Table 1's "w/o FP" and "w/o FR" rows as scores of one trained model), so
 an ablation re-runs scoring, not training.
 
-Documented CPU budget (`make benchmark DATA=ped2`): `cpu_small` at its full size and 10 + 6 + 2
-epochs (about 40 minutes of training on Ped2's cubes on one core, presets.py); params.yaml's
+Documented CPU budget (`make benchmark DATA=ped2`): `cpu_small` at its full size and 10 + 3 + 1
+epochs (49 minutes of training on Ped2's cubes on one core, presets.py); params.yaml's
 defaults shrink it further for the synthetic scene; the paper's presets are GPU runs.
 Settings import no torch, so that `python -m vad check-params` stays fast.
 """
@@ -39,7 +39,7 @@ ERRORS_FILE = "train_errors.h5"
 # cpu_small as presets.py defines it (tests/test_hf2vad_method.py checks), whatever the defaults
 CPU_BUDGET_PED2 = {
     "hf2vad.preset": "cpu_small",
-    "hf2vad.epochs": [10, 6, 2],
+    "hf2vad.epochs": [10, 3, 1],
     "hf2vad.batch_sizes": [64, 64, 64],
     "hf2vad.memae_channels": [8, 16, 32, 64],
     "hf2vad.num_slots": 100,

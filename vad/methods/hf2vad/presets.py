@@ -12,10 +12,10 @@ Where paper and configuration disagree, the configuration of the stage it names 
 comment says so.
 
 `cpu_small` is Ped2's preset shrunk (ML-MemAE-SC channels / 4 and 100 slots, CVAE channels
-/ 4, batch 64, 10 + 6 + 2 epochs) to train the three stages on Ped2's ~25k training cubes in
-about 40 minutes on one CPU core (measured per batch of 64 on one thread of a loaded machine:
-ML-MemAE-SC 0.15 s on single flows, CVAE 0.54 s with the frozen ML-MemAE-SC reconstructing the
-4 flows, joint fine-tuning 0.69 s; i.e. 57 + 213 + 270 s per epoch), less on two.
+/ 4, batch 64, 10 + 3 + 1 epochs) to train the three stages on Ped2's ~24k training cubes in
+under an hour on one CPU core: 49 min measured (RESULTS.md, `--table hf2vad`), epochs of 60 s
+(ML-MemAE-SC), 508-584 s (CVAE, the frozen ML-MemAE-SC reconstructing its 4 flows) and 648-672 s
+(joint fine-tuning) with two such runs side by side on 2 cores, one torch thread each.
 """
 
 from __future__ import annotations
@@ -138,8 +138,8 @@ CPU_SMALL = replace(
     memae=replace(PED2.memae, channels=(8, 16, 32, 64), num_slots=100, shrink_threshold=1.0 / 100),
     cvae=replace(PED2.cvae, channels=(16, 32, 32, 32)),
     memae_training=OptimizerSettings(epochs=10, batch_size=64),
-    cvae_training=OptimizerSettings(epochs=6, batch_size=64),
-    finetune_training=OptimizerSettings(epochs=2, batch_size=64, learning_rate=8e-5),
+    cvae_training=OptimizerSettings(epochs=3, batch_size=64),
+    finetune_training=OptimizerSettings(epochs=1, batch_size=64, learning_rate=8e-5),
 )
 
 PRESETS: dict[str, HF2VADPreset] = {
