@@ -9,6 +9,7 @@ import pytest
 from vad.config import load_params
 from vad.experiments import (
     TABLE_V_K,
+    check_experiments,
     experiment_sets,
     paper_experiments,
     queue_rows,
@@ -162,6 +163,19 @@ def test_a_variants_own_value_wins_over_the_tables_shared_sets():
                     log=lambda _: None)  # fmt: skip
     [queued] = [call for call in dvc.calls if call[:3] == ["exp", "run", "--queue"]]
     assert "dissociation.epochs=[20,10]" not in queued and "dissociation.epochs=[5,2]" in queued
+
+
+def test_hf2vad_budget_table_trains_the_flow_branch_alone_longest_first():
+    experiments = table_experiments("hf2vad_budget", prefix="ped2-")
+    assert experiments == [
+        (f"ped2-hf2vad_memae{n}", [f"hf2vad.epochs=[{n},0,0]", "hf2vad.score_parts=flow"])
+        for n in (40, 20, 10)
+    ]
+    budget = ["hf2vad.epochs=[10,3,1]", "hf2vad.num_slots=100"]  # the Ped2 budget's epochs lose
+    assert experiment_sets(experiments[0][1], budget) == [
+        "hf2vad.num_slots=100", "hf2vad.epochs=[40,0,0]", "hf2vad.score_parts=flow"
+    ]
+    assert check_experiments(experiments, budget) == []
 
 
 def test_hf2vad_table_scores_table_1s_streams_from_one_training():

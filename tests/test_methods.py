@@ -52,6 +52,19 @@ def test_the_methods_list_is_validated():
             enabled_methods({"methods": value})
 
 
+def test_a_fused_score_set_named_as_a_method_says_which_methods_to_list():
+    params = {**PARAMS, "methods": ["baseline", "gmfc_vae", "hf2vad"]}
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown method\(s\) gmfc_vae; .*gmfc_vae is the fused score set of gmfc_vae_rgb "
+        r"and gmfc_vae_dynflow \(fuse.models.gmfc_vae\)",
+    ):
+        enabled_methods(params)
+    with pytest.raises(ConfigError) as plain:  # a name that is neither: no hint
+        enabled_methods({**PARAMS, "methods": ["nope"]})
+    assert "fused score set" not in str(plain.value)
+
+
 def test_a_bad_method_param_is_named():
     params = copy.deepcopy(PARAMS)
     params["gmfc_vae"]["K"] = 0

@@ -16,7 +16,9 @@ curve at a quarter and a half of the epochs (`itae_epochs3_2`, `itae_epochs6_3`)
 `--table hf2vad`, Liu et al. Table 1: the full model (`hf2vad_full`, eq. 9) and, from the same
 training, flow reconstruction alone (`hf2vad_fr`, "w/o FP") and frame prediction alone
 (`hf2vad_fp`); and the same three on cubes whose flows are rescaled to the cube's pixels
-(`hf2vad_cubeflow*`: `-S stc.flow_units=cube`, retrained once).
+(`hf2vad_cubeflow*`: `-S stc.flow_units=cube`, retrained once). `--table hf2vad_budget`: the
+flow-reconstruction budget curve, ML-MemAE-SC trained alone (no CVAE, no fine-tuning) for 10, 20
+and 40 epochs and scored by its flow reconstruction error (`hf2vad_memae<epochs>`).
 Each is queued with `dvc exp run --queue -n <name> -S ...`, the queue is run with
 `dvc queue start`, this command waits for it, and `dvc exp show` prints the comparison.
 Changing K re-runs train onwards; changing alpha/beta re-runs only fuse and evaluate.
@@ -83,8 +85,10 @@ HF2VAD_VARIANTS = {  # Ped2: HF2VAD.budgets; fr and fp score full's training, cu
     "cubeflow_fr": {"stc.flow_units": "cube", "score_parts": "flow"},  # cubeflow's training
     "cubeflow_fp": {"stc.flow_units": "cube", "score_parts": "frame"},
 }
+HF2VAD_MEMAE_EPOCHS = (10, 20, 40)  # ML-MemAE-SC alone; the paper's Ped2 preset trains it 80
 TABLES = (
-    "gmfc_vae", "dissociation", "dissociation_budget", "dissociation_weights", "itae", "hf2vad"
+    "gmfc_vae", "dissociation", "dissociation_budget", "dissociation_weights", "itae", "hf2vad",
+    "hf2vad_budget",
 )
 TABLE_METHODS = {  # the methods a table's experiments run, and the row each one is read from
     "gmfc_vae": (("gmfc_vae_rgb", "gmfc_vae_dynflow"), "gmfc_vae"),
@@ -93,6 +97,7 @@ TABLE_METHODS = {  # the methods a table's experiments run, and the row each one
     "dissociation_weights": (("dissociation",), "dissociation"),
     "itae": (("itae",), "itae"),
     "hf2vad": (("hf2vad",), "hf2vad"),
+    "hf2vad_budget": (("hf2vad",), "hf2vad"),
 }
 QUEUE_TIMINGS = Path("data/timings/queue")
 
@@ -106,6 +111,18 @@ def method_variants(
         (f"{prefix}{method}_{name}",
          [f"{k if '.' in k else f'{method}.{k}'}={v}" for k, v in changes.items()])
         for name, changes in variants.items()
+    ]  # fmt: skip
+
+
+def memae_budget_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
+    """(experiment name, `-S` overrides) of the ML-MemAE-SC budget curve: the flow branch
+    trained alone (0 CVAE and fine-tuning epochs), scored by its reconstruction error alone
+    (Table 1's "w/o FP" row without the joint fine-tuning), longest first: a queue of two
+    workers then ends soonest."""
+    return [
+        (f"{prefix}hf2vad_memae{epochs}",
+         [f"hf2vad.epochs=[{epochs},0,0]", "hf2vad.score_parts=flow"])
+        for epochs in sorted(HF2VAD_MEMAE_EPOCHS, reverse=True)
     ]  # fmt: skip
 
 
@@ -146,6 +163,8 @@ def table_experiments(table: str, prefix: str = "") -> list[tuple[str, list[str]
         return method_variants("itae", ITAE_VARIANTS, prefix)
     if table == "hf2vad":
         return method_variants("hf2vad", HF2VAD_VARIANTS, prefix)
+    if table == "hf2vad_budget":
+        return memae_budget_experiments(prefix)
     raise ValueError(f"unknown experiment table {table!r}; known: {', '.join(TABLES)}")
 
 

@@ -39,6 +39,19 @@ def get_method(name: str) -> Method:
     return method
 
 
+def fused_set_hint(params: dict, names: list[str]) -> str:
+    """For names that are fused score sets (`fuse.models`, e.g. gmfc_vae), which methods to list
+    instead: a fused set is not a method, it combines the score files of its parts."""
+    models = (params.get("fuse") or {}).get("models") or {}
+    hints = [
+        f"{name} is the fused score set of {' and '.join(map(str, models[name]))} "
+        f"(fuse.models.{name}): list those and it is made from them"
+        for name in names
+        if isinstance(models, dict) and isinstance(models.get(name), dict)
+    ]
+    return "".join(f". {hint}" for hint in hints)
+
+
 def enabled_methods(params: dict) -> list[str]:
     """params.yaml `methods`: a non-empty list of distinct registered method names."""
     value = params.get("methods")
@@ -50,7 +63,7 @@ def enabled_methods(params: dict) -> list[str]:
     if unknown:
         raise ConfigError(
             f"params.yaml: 'methods' names unknown method(s) {', '.join(unknown)}; "
-            f"known: {', '.join(REGISTRY)}"
+            f"known: {', '.join(REGISTRY)}{fused_set_hint(params, unknown)}"
         )
     if len(set(value)) != len(value):
         raise ConfigError(f"params.yaml: 'methods' lists a method twice: {value}")
