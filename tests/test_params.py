@@ -341,6 +341,13 @@ def test_the_paper_experiments_are_checked_with_their_overrides_before_queueing(
         "data.root": "/x",
         "methods": ["baseline"],
     }
+    # Hydra's add (+) and add-or-replace (++) forms, which DVC needs for a key params.yaml lacks
+    assert parse_overrides(["+flow.tvl1.epsilon=0.05", "++fuse.beta=1"]) == {
+        "flow.tvl1.epsilon": 0.05,
+        "fuse.beta": 1,
+    }
+    assert check_experiments([("tvl1", ["+flow.tvl1.epsilon=0.05"])], [], PARAMS) == []
+    assert check_experiments([("bad", ["+flow.tvl1.epsilom=0.05"])], [], PARAMS) != []
     assert check_experiments(paper_experiments(), [], PARAMS) == []
     assert check_experiments(dissociation_experiments(), [], PARAMS) == []
     errors = check_experiments(

@@ -127,7 +127,7 @@ def memae_budget_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:
         for epochs in sorted(HF2VAD_MEMAE_EPOCHS, reverse=True)
     ] + [(f"{prefix}hf2vad_memae20_tvl1",
           ["hf2vad.epochs=[20,0,0]", "hf2vad.score_parts=flow", "flow.method=tvl1",
-           "flow.tvl1.epsilon=0.05"])]  # fmt: skip
+           "+flow.tvl1.epsilon=0.05"])]  # fmt: skip
 
 
 def dissociation_experiments(prefix: str = "") -> list[tuple[str, list[str]]]:

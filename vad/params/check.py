@@ -94,10 +94,13 @@ def with_overrides(params: dict, overrides: dict[str, object]) -> dict:
 
 
 def parse_overrides(sets: Iterable[str]) -> dict[str, object]:
-    """`-S` arguments `key.sub=value` as {key.sub: value}, each value read as YAML (as DVC does)."""
+    """`-S` arguments `key.sub=value` as {key.sub: value}, each value read as YAML (as DVC does).
+    Hydra's `+key=value` (add a key the file lacks) and `++key=value` (add or replace) name the
+    same key."""
     overrides = {}
     for item in sets:
         key, equals, value = item.partition("=")
+        key = key.removeprefix("++").removeprefix("+")
         if not equals or not key:
             raise ConfigError(f"override {item!r} is not KEY=VALUE")
         overrides[key] = yaml.safe_load(value)
