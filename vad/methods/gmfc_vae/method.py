@@ -7,7 +7,7 @@ dynamic-flow change re-runs the motion stream alone.
 
 Documented CPU budget (`make benchmark DATA=ped2`, 2 cores): 20k patches per stream with 4 + 16
 epochs (RESULTS.md: the measured budget curve, and the benchmark's wall times); params.yaml's
-defaults (4k patches, 3 + 6 epochs) are `make repro`'s small budget; the paper's protocol (960k
+defaults (2k patches, 3 + 6 epochs) are `make repro`'s small budget; the paper's protocol (960k
 patches, TV-L1, more epochs) is a GPU run.
 """
 
