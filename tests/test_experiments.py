@@ -171,8 +171,7 @@ def test_hf2vad_budget_table_trains_the_flow_branch_alone_longest_first():
         (f"ped2-hf2vad_memae{n}", [f"hf2vad.epochs=[{n},0,0]", "hf2vad.score_parts=flow"])
         for n in (40, 20, 10)
     ] + [("ped2-hf2vad_memae20_tvl1", ["hf2vad.epochs=[20,0,0]", "hf2vad.score_parts=flow",
-                                       "flow.method=tvl1", "+flow.tvl1.epsilon=0.05"]),
-          ("ped2-hf2vad_epochs10_3_0", ["hf2vad.epochs=[10,3,0]"])]
+                                       "flow.method=tvl1", "+flow.tvl1.epsilon=0.05"])]
     budget = ["hf2vad.epochs=[10,3,1]", "hf2vad.num_slots=100"]  # the Ped2 budget's epochs lose
     assert experiment_sets(experiments[0][1], budget) == [
         "hf2vad.num_slots=100", "hf2vad.epochs=[40,0,0]", "hf2vad.score_parts=flow"
