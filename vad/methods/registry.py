@@ -42,12 +42,15 @@ def get_method(name: str) -> Method:
 def fused_set_hint(params: dict, names: list[str]) -> str:
     """For names that are fused score sets (`fuse.models`, e.g. gmfc_vae), which methods to list
     instead: a fused set is not a method, it combines the score files of its parts."""
-    models = (params.get("fuse") or {}).get("models") or {}
+    fuse = params.get("fuse")
+    models = fuse.get("models") if isinstance(fuse, dict) else None
+    if not isinstance(models, dict):  # check-params reports a malformed `fuse` itself
+        return ""
     hints = [
         f"{name} is the fused score set of {' and '.join(map(str, models[name]))} "
         f"(fuse.models.{name}): list those and it is made from them"
         for name in names
-        if isinstance(models, dict) and isinstance(models.get(name), dict)
+        if isinstance(models.get(name), dict)
     ]
     return "".join(f". {hint}" for hint in hints)
 
